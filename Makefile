@@ -1,0 +1,42 @@
+# Two commands do everything on a fresh machine:
+#   make run    install what is missing, open the application on the bundled sample
+#   make test   install what is missing, run the whole test suite
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+# Debian libraries the Qt window needs (a no-op where present).
+QT_DEBS := libgl1 libglib2.0-0 libfontconfig1 libxkbcommon-x11-0 libdbus-1-3 \
+           libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0 libxcb-image0 \
+           libxcb-render-util0 libxcb-shape0 libxcb-randr0 libxcb-xfixes0 \
+           libxcb-xkb1 libxkbcommon0 fonts-dejavu-core
+
+.PHONY: run test lint bench screenshot system-deps clean
+
+run: $(STAMP) system-deps
+	$(PY) app.py --workdir working_directory
+
+test: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+system-deps:
+	@missing=""; for p in $(QT_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing libraries Qt needs:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "Qt may need these Debian packages (install them as root):$$missing"; fi; \
+	fi
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""SegLoop: from unlabelled microscope photos to a trained segmentation model
+and per-object measurements.
+
+With no arguments (or only --workdir) the desktop application opens; with a
+subcommand the same stage functions run headless with a progress bar on the
+terminal. Exit status: 0 success, 1 cancelled or failed, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+# Keep TensorFlow's start-up chatter off the user's terminal (oneDNN stays on).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number above 0, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="app.py",
+        description="SegLoop: label-free segmentation of microscope and detector images. "
+                    "Run without a subcommand to open the desktop application.",
+    )
+    parser.add_argument("--workdir", help="working directory to open in the GUI")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("autoseg", help="classical auto-segmentation of photos into the object pool")
+    p.add_argument("--images", required=True, help="folder of photos (or one photo)")
+    p.add_argument("--workdir", required=True, help="working directory (created if missing)")
+    p.add_argument("--polarity", choices=["auto", "dark", "bright"], default="auto",
+                   help="objects darker or brighter than the background (default: detect)")
+    p.add_argument("--seed", type=int, default=0, help="random seed for augmented variants")
+    p.add_argument("--variants", type=non_negative_int, default=0,
+                   help="augmented variants saved per pooled object (default 0)")
+
+    p = sub.add_parser("synthesize", help="composite training images from the object pool")
+    p.add_argument("--workdir", required=True, help="working directory holding the object pool")
+    p.add_argument("--count", type=positive_int, default=200, help="number of images (default 200)")
+    p.add_argument("--size", type=positive_int, default=256, help="image side in pixels (default 256)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same images)")
+
+    p = sub.add_parser("simulate-ccd", help="simulate CCD detector frames with exact class masks")
+    p.add_argument("--out", required=True, help="output folder (images/ and masks/ are written)")
+    p.add_argument("--count", type=positive_int, default=200, help="number of frames (default 200)")
+    p.add_argument("--size", type=positive_int, default=256, help="frame side in pixels (default 256)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same frames)")
+
+    p = sub.add_parser("train", help="train a U-Net on a folder with images/ and masks/")
+    p.add_argument("--data", required=True, help="folder with images/ and masks/ (e.g. WORKDIR/synthetic)")
+    p.add_argument("--model", required=True, help="model folder (created; resumed if it holds a model)")
+    p.add_argument("--epochs", type=positive_int, default=None, help="number of epochs")
+    p.add_argument("--batch-size", type=positive_int, default=None, help="images per batch")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+
+    p = sub.add_parser("segment", help="segment photos with a trained model and measure the objects")
+    p.add_argument("--model", required=True, help="model folder (model.keras + model.json)")
+    p.add_argument("--images", required=True, help="folder of photos or one photo")
+    p.add_argument("--out", required=True, help="output folder")
+
+    p = sub.add_parser("evaluate", help="score predicted masks against expert masks")
+    p.add_argument("--pred", required=True, help="folder of predicted masks")
+    p.add_argument("--truth", required=True, help="folder of expert masks")
+    p.add_argument("--out", help="folder for the report (default: --pred)")
+
+    p = sub.add_parser("pipeline", help="auto-segment, synthesize, train and segment in one go")
+    p.add_argument("--images", required=True, help="folder of photos")
+    p.add_argument("--workdir", required=True, help="working directory")
+    p.add_argument("--model", required=True, help="model folder")
+    p.add_argument("--epochs", type=positive_int, default=None, help="number of epochs")
+
+    p = sub.add_parser("refine", help="self-training rounds: segment, pool confident objects, retrain")
+    p.add_argument("--images", required=True, help="folder of photos")
+    p.add_argument("--workdir", required=True, help="working directory")
+    p.add_argument("--model", required=True, help="model folder")
+    p.add_argument("--rounds", type=positive_int, default=1, help="number of rounds (default 1)")
+
+    return parser
+
+
+def _run_autoseg(args, progress) -> int:
+    from segmentation.autoseg import AutosegSettings, run_autoseg
+
+    settings = AutosegSettings(polarity=args.polarity, seed=args.seed, variants=args.variants)
+    result = run_autoseg(args.images, args.workdir, settings=settings, progress=progress)
+    print(result.summary())
+    return 0
+
+
+def _run_synthesize(args, progress) -> int:
+    from synthetic.compose import SynthesisSettings, run_synthesize
+
+    settings = SynthesisSettings(count=args.count, size=args.size, seed=args.seed)
+    result = run_synthesize(args.workdir, settings=settings, progress=progress)
+    print(result.summary())
+    return 0
+
+
+def _run_simulate_ccd(args, progress) -> int:
+    from synthetic.ccd import CCDSettings, run_simulate_ccd
+
+    settings = CCDSettings(count=args.count, size=args.size, seed=args.seed)
+    result = run_simulate_ccd(args.out, settings=settings, progress=progress)
+    print(result.summary())
+    return 0
+
+
+def _run_train(args, progress) -> int:
+    from training.train import TrainSettings, run_training
+
+    settings = TrainSettings(seed=args.seed)
+    if args.epochs is not None:
+        settings.epochs = args.epochs
+    if args.batch_size is not None:
+        settings.batch_size = args.batch_size
+    result = run_training(args.data, args.model, settings=settings, progress=progress)
+    print(result.summary())
+    return 0 if not result.cancelled else 1
+
+
+def _run_segment(args, progress) -> int:
+    from evaluation.segment import run_segment
+
+    result = run_segment(args.model, args.images, args.out, progress=progress)
+    print(result.summary())
+    return 0
+
+
+def _run_evaluate(args, progress) -> int:
+    from evaluation.report import run_evaluate
+
+    result = run_evaluate(args.pred, args.truth, args.out, progress=progress)
+    print(result.text)
+    return 0
+
+
+def _run_pipeline(args, progress) -> int:
+    from loop.pipeline import run_pipeline
+
+    result = run_pipeline(args.images, args.workdir, args.model, epochs=args.epochs, progress=progress)
+    print(result.summary())
+    return 0
+
+
+def _run_refine(args, progress) -> int:
+    from loop.refine import run_refine
+
+    result = run_refine(args.images, args.workdir, args.model, rounds=args.rounds, progress=progress)
+    print(result.summary())
+    return 0
+
+
+LOCAL_PACKAGES = {"core", "segmentation", "synthetic", "training", "evaluation", "gui", "loop"}
+
+HANDLERS = {
+    "autoseg": _run_autoseg,
+    "synthesize": _run_synthesize,
+    "simulate-ccd": _run_simulate_ccd,
+    "train": _run_train,
+    "segment": _run_segment,
+    "evaluate": _run_evaluate,
+    "pipeline": _run_pipeline,
+    "refine": _run_refine,
+}
+
+
+def run_cli(argv: list[str]) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        from gui.main import main as gui_main  # noqa: PLC0415 - Qt only when the GUI opens
+
+        return gui_main(workdir=args.workdir)
+
+    from core.errors import StageCancelled, UserInputError
+    from core.progress import TerminalProgress
+
+    progress = TerminalProgress()
+    try:
+        return HANDLERS[args.command](args, progress)
+    except UserInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, StageCancelled):
+        print("cancelled", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] in LOCAL_PACKAGES:
+            print(f"error: the '{args.command}' stage is not available in this version", file=sys.stderr)
+            return 2
+        raise
+
+
+def main() -> int:
+    return run_cli(sys.argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

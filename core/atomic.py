@@ -1,0 +1,48 @@
+"""Atomic file writes: a cancelled or crashed stage never leaves a
+half-written file behind, because every file is written under a temporary
+name in the same folder and renamed into place only when complete."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, *, overwrite: bool = True):
+    """Yield a temporary path next to ``path``; rename it to ``path`` on success.
+
+    With ``overwrite=False`` an existing ``path`` is never replaced: the
+    rename is done with a hard link, which fails if the name was taken
+    meanwhile, so two writers cannot both win.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not overwrite and path.exists():
+        raise FileExistsError(f"{path} already exists")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part" + path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)  # raises FileExistsError if taken meanwhile
+            tmp.unlink()
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json_atomic(path: str | os.PathLike, data) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")

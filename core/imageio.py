@@ -1,0 +1,276 @@
+"""Reading and writing photos in every format users bring.
+
+``read_image`` keeps the native dtype (uint8, uint16, float32) and the
+channels; ``to_gray_float`` turns any of them into the float32 gray image in
+[0, 1] the algorithms use, by robust percentile scaling so that a 12-bit
+camera in a 16-bit file is not squashed into the bottom of the range.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from core.atomic import atomic_path
+from core.errors import ImageReadError, UserInputError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+# About 17 000 x 17 000: beyond this a photo is more likely a mistake (or a
+# decompression bomb) than a micrograph, and would not fit in memory as float.
+MAX_PIXELS = 300_000_000
+
+Warn = Callable[[str], None] | None
+
+
+def list_images(folder: str | Path, *, what: str = "photos folder") -> list[Path]:
+    """Sorted image files in ``folder`` (not recursive, hidden files skipped).
+
+    Raises :class:`UserInputError` when the folder is missing or holds no
+    image, naming the folder.
+    """
+    folder = Path(folder)
+    if not folder.exists():
+        raise UserInputError(f"The {what} does not exist: {folder}")
+    if folder.is_file():
+        if folder.suffix.lower() in IMAGE_EXTENSIONS:
+            return [folder]
+        raise UserInputError(f"Not a supported image ({', '.join(IMAGE_EXTENSIONS)}): {folder}")
+    if not folder.is_dir():
+        raise UserInputError(f"The {what} is not a folder: {folder}")
+    files = sorted(
+        p for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
+    )
+    if not files:
+        raise UserInputError(
+            f"The {what} holds no images ({', '.join(IMAGE_EXTENSIONS)}): {folder}"
+        )
+    return files
+
+
+def read_image(path: str | Path, *, warn: Warn = None) -> np.ndarray:
+    """Read an image file with its native dtype.
+
+    Returns an array of shape (H, W) for gray, (H, W, 3) for RGB or
+    (H, W, 4) for RGBA, dtype uint8, uint16 or float32 (other integer types
+    are converted to the nearest of these without rescaling). JPEG EXIF
+    orientation is applied. For a multi-page TIFF the first page is read and
+    ``warn`` is called with a message saying so.
+
+    Raises :class:`ImageReadError` naming the file when it is missing, empty,
+    corrupt, unsupported or enormous.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"Image file not found: {path}")
+    if path.stat().st_size == 0:
+        raise ImageReadError(f"Image file is empty: {path}")
+    suffix = path.suffix.lower()
+    if suffix not in IMAGE_EXTENSIONS:
+        raise ImageReadError(
+            f"Unsupported image type '{suffix}' ({', '.join(IMAGE_EXTENSIONS)} are supported): {path}"
+        )
+    try:
+        if suffix in (".tif", ".tiff"):
+            array = _read_tiff(path, warn)
+        else:
+            array = _read_pillow(path, warn)
+    except ImageReadError:
+        raise
+    except MemoryError:
+        raise ImageReadError(f"Image is too large to load into memory: {path}") from None
+    except Exception as exc:  # noqa: BLE001 - any decoder failure means a bad file
+        raise ImageReadError(f"Cannot read image {path}: {_short(exc)}") from None
+    return _normalise_array(array, path)
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
+
+
+def _check_size(width: int, height: int, path: Path) -> None:
+    if width <= 0 or height <= 0:
+        raise ImageReadError(f"Image has no pixels: {path}")
+    if width * height > MAX_PIXELS:
+        raise ImageReadError(
+            f"Image is enormous ({width} x {height} pixels, more than "
+            f"{MAX_PIXELS // 1_000_000} megapixels): {path}"
+        )
+
+
+def _read_pillow(path: Path, warn: Warn) -> np.ndarray:
+    from PIL import Image, ImageOps
+
+    Image.MAX_IMAGE_PIXELS = None  # our own limit applies, with a clear message
+    with Image.open(path) as im:
+        _check_size(im.width, im.height, path)
+        n_frames = getattr(im, "n_frames", 1)
+        if n_frames > 1 and warn:
+            warn(f"{path.name}: {n_frames} frames, using the first")
+        im.load()
+        if path.suffix.lower() in (".jpg", ".jpeg"):
+            im = ImageOps.exif_transpose(im)
+        mode = im.mode
+        if mode == "P":
+            im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+        elif mode == "1":
+            return np.asarray(im, dtype=np.uint8) * np.uint8(255)
+        elif mode in ("LA", "La"):
+            im = im.getchannel(0)
+        elif mode in ("CMYK", "YCbCr", "LAB", "HSV", "RGBX", "RGBa"):
+            im = im.convert("RGB")
+        elif mode == "PA":
+            im = im.convert("RGBA")
+        return np.asarray(im)
+
+
+def _read_tiff(path: Path, warn: Warn) -> np.ndarray:
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        if not tif.pages:
+            raise ImageReadError(f"TIFF file has no images: {path}")
+        page = tif.pages[0]
+        if len(page.shape) < 2:
+            raise ImageReadError(f"TIFF page is not an image (shape {page.shape}): {path}")
+        _check_size(int(page.imagewidth), int(page.imagelength), path)
+        n_pages = len(tif.pages)
+        if n_pages > 1 and warn:
+            warn(f"{path.name}: a stack of {n_pages} pages, using the first")
+        array = page.asarray()
+    if array.ndim == 3 and array.shape[0] in (3, 4) and array.shape[-1] not in (3, 4):
+        array = np.moveaxis(array, 0, -1)  # planar RGB -> interleaved
+    while array.ndim > 3 or (array.ndim == 3 and array.shape[-1] not in (1, 3, 4)):
+        array = array[0]
+        if warn:
+            warn(f"{path.name}: extra dimensions, using the first plane")
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    return array
+
+
+def _normalise_array(array: np.ndarray, path: Path) -> np.ndarray:
+    array = np.asarray(array)
+    if array.ndim == 3 and array.shape[-1] == 2:  # gray + alpha
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or array.size == 0:
+        raise ImageReadError(f"Image has an unsupported shape {array.shape}: {path}")
+    dtype = array.dtype
+    if dtype == np.bool_:
+        return array.astype(np.uint8) * np.uint8(255)
+    if dtype in (np.uint8, np.uint16, np.float32):
+        return np.ascontiguousarray(array)
+    if np.issubdtype(dtype, np.floating):
+        return array.astype(np.float32)
+    if np.issubdtype(dtype, np.integer):
+        lo, hi = (int(array.min()), int(array.max()))
+        if lo >= 0 and hi <= 255 and dtype.itemsize == 1:
+            return array.astype(np.uint8)
+        if lo >= 0 and hi <= 65535:
+            return array.astype(np.uint16)
+        return array.astype(np.float32)
+    raise ImageReadError(f"Image has an unsupported pixel type {dtype}: {path}")
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """Collapse colour channels to one (luminance for RGB, alpha ignored),
+    keeping the value range; returns float32 for colour input, the same
+    array for gray input."""
+    if image.ndim == 2:
+        return image
+    rgb = image[..., :3].astype(np.float32)
+    if image.shape[-1] < 3:
+        return rgb[..., 0]
+    return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+
+
+def percentile_range(
+    gray: np.ndarray, low: float = 0.5, high: float = 99.5, *, sample: int = 1_000_000
+) -> tuple[float, float]:
+    """The ``low`` and ``high`` percentiles of an image's finite values,
+    from a regular subsample for speed on large photos."""
+    flat = gray.reshape(-1)
+    if flat.size > sample:
+        flat = flat[:: flat.size // sample + 1]
+    flat = flat[np.isfinite(flat)] if flat.dtype.kind == "f" else flat
+    if flat.size == 0:
+        return 0.0, 1.0
+    lo, hi = np.percentile(flat, [low, high])
+    return float(lo), float(hi)
+
+
+def to_gray_float(
+    image: np.ndarray, *, low: float = 0.5, high: float = 99.5
+) -> np.ndarray:
+    """The float32 gray image in [0, 1] that the algorithms work on.
+
+    Any dtype and channel count is accepted. Values are scaled so that the
+    ``low`` and ``high`` percentiles map to 0 and 1 (then clipped), which
+    works the same for an 8-bit JPEG, a 12-bit camera in 16 bits and a float
+    detector frame. A constant image becomes all zeros.
+    """
+    gray = to_gray(image).astype(np.float32, copy=False)
+    lo, hi = percentile_range(gray, low, high)
+    if not hi > lo:
+        lo, hi = float(np.nanmin(gray)), float(np.nanmax(gray))
+    if not hi > lo:
+        return np.zeros(gray.shape, np.float32)
+    out = (gray - np.float32(lo)) * np.float32(1.0 / (hi - lo))
+    np.clip(out, 0.0, 1.0, out=out)
+    if out.dtype.kind == "f":
+        np.nan_to_num(out, copy=False)
+    return out
+
+
+def to_display_uint8(image: np.ndarray) -> np.ndarray:
+    """An 8-bit version of any image for display and overlays: 8-bit images
+    unchanged, 16-bit and float images windowed by percentiles (never black)."""
+    if image.dtype == np.uint8:
+        return image[..., :3] if image.ndim == 3 else image
+    if image.ndim == 3:
+        channels = [to_gray_float(image[..., c]) for c in range(min(3, image.shape[-1]))]
+        out = np.stack(channels, axis=-1)
+    else:
+        out = to_gray_float(image)
+    return (out * 255.0 + 0.5).astype(np.uint8)
+
+
+def write_image(path: str | Path, array: np.ndarray, *, overwrite: bool = True) -> Path:
+    """Write an image atomically. PNG (and BMP, JPEG) via Pillow for uint8 /
+    uint16 arrays; TIFF via tifffile for any dtype (float kept as float32).
+
+    Raises :class:`UserInputError` when the format cannot hold the data
+    (float in PNG), and ``FileExistsError`` when ``overwrite`` is False and
+    the file exists.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    array = np.asarray(array)
+    if array.dtype == np.bool_:
+        array = array.astype(np.uint8) * np.uint8(255)
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        if suffix in (".tif", ".tiff"):
+            import tifffile
+
+            if array.dtype == np.float64:
+                array = array.astype(np.float32)
+            photometric = "rgb" if array.ndim == 3 and array.shape[-1] in (3, 4) else "minisblack"
+            tifffile.imwrite(tmp, array, photometric=photometric, compression="zlib")
+        else:
+            from PIL import Image
+
+            if array.dtype not in (np.uint8, np.uint16):
+                raise UserInputError(f"Cannot save {array.dtype} pixels as {suffix}: {path}")
+            if array.dtype == np.uint16 and array.ndim == 3:
+                raise UserInputError(f"Cannot save 16-bit colour as {suffix}, use .tif: {path}")
+            fmt = {".png": "PNG", ".bmp": "BMP", ".jpg": "JPEG", ".jpeg": "JPEG"}.get(suffix)
+            if fmt is None:
+                raise UserInputError(f"Unsupported output image type '{suffix}': {path}")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                Image.fromarray(array).save(tmp, format=fmt)
+    return path

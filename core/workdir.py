@@ -1,0 +1,203 @@
+"""The working-directory layout shared by every stage (see DESIGN.md).
+
+```
+<workdir>/project.json        settings used, versions, provenance
+<workdir>/objects/images/     object pool crops
+<workdir>/objects/masks/      matching masks, same file names
+<workdir>/objects/index.csv   one row per pool object
+<workdir>/autoseg/            <stem>_mask.png per photo
+<workdir>/synthetic/images|masks
+<workdir>/reports/
+```
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import io
+import json
+import os
+import platform
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.atomic import atomic_path, write_json_atomic, write_text_atomic
+from core.errors import UserInputError
+
+APP_NAME = "SegLoop"
+APP_VERSION = "0.1.0"
+
+INDEX_COLUMNS = [
+    "file", "source_image", "x0", "y0", "x1", "y1", "class", "origin",
+    "confidence", "area", "variant_of", "created",
+]
+ORIGINS = ("auto", "picked", "refined")
+
+
+def now_iso() -> str:
+    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class WorkingDirectory:
+    """Paths of one working directory. Creating the object creates nothing;
+    :meth:`ensure` makes the folders."""
+
+    root: Path
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        object.__setattr__(self, "root", Path(root))
+
+    @property
+    def project_json(self) -> Path:
+        return self.root / "project.json"
+
+    @property
+    def objects_images(self) -> Path:
+        return self.root / "objects" / "images"
+
+    @property
+    def objects_masks(self) -> Path:
+        return self.root / "objects" / "masks"
+
+    @property
+    def index_csv(self) -> Path:
+        return self.root / "objects" / "index.csv"
+
+    @property
+    def autoseg(self) -> Path:
+        return self.root / "autoseg"
+
+    @property
+    def synthetic(self) -> Path:
+        return self.root / "synthetic"
+
+    @property
+    def synthetic_images(self) -> Path:
+        return self.root / "synthetic" / "images"
+
+    @property
+    def synthetic_masks(self) -> Path:
+        return self.root / "synthetic" / "masks"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    def ensure(self) -> WorkingDirectory:
+        """Create the folders (and project.json) if missing."""
+        if self.root.exists() and not self.root.is_dir():
+            raise UserInputError(f"The working directory is a file, not a folder: {self.root}")
+        try:
+            for folder in (self.objects_images, self.objects_masks, self.autoseg,
+                           self.synthetic_images, self.synthetic_masks, self.reports):
+                folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserInputError(f"Cannot create the working directory {self.root}: {exc.strerror}") from None
+        if not self.project_json.exists():
+            write_json_atomic(self.project_json, {
+                "application": APP_NAME,
+                "version": APP_VERSION,
+                "created": now_iso(),
+                "stages": {},
+            })
+        return self
+
+    # -- project.json -------------------------------------------------------
+    def load_project(self) -> dict:
+        if not self.project_json.exists():
+            return {"application": APP_NAME, "version": APP_VERSION, "stages": {}}
+        try:
+            return json.loads(self.project_json.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UserInputError(f"project.json is unreadable: {self.project_json} ({exc})") from None
+
+    def record_stage(self, stage: str, info: dict) -> None:
+        """Store what a stage did (settings, counts, time, versions)."""
+        project = self.load_project()
+        entry = dict(info)
+        entry.setdefault("finished", now_iso())
+        entry.setdefault("versions", software_versions())
+        project.setdefault("stages", {})[stage] = entry
+        project["updated"] = now_iso()
+        write_json_atomic(self.project_json, project)
+
+    # -- objects/index.csv --------------------------------------------------
+    def read_index(self) -> list[dict]:
+        if not self.index_csv.exists():
+            return []
+        with open(self.index_csv, newline="", encoding="utf-8") as fh:
+            return list(csv.DictReader(fh))
+
+    def append_index(self, rows: list[dict]) -> None:
+        """Add rows to objects/index.csv (rewritten atomically)."""
+        if not rows:
+            return
+        existing = self.read_index()
+        self.write_index(existing + rows)
+
+    def write_index(self, rows: list[dict]) -> None:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=INDEX_COLUMNS, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: row.get(k, "") for k in INDEX_COLUMNS})
+        write_text_atomic(self.index_csv, buf.getvalue())
+
+    def pool_files(self) -> list[str]:
+        """File names of pool objects that have both a crop and a mask."""
+        if not self.objects_images.is_dir():
+            return []
+        masks = {p.name for p in self.objects_masks.glob("*")} if self.objects_masks.is_dir() else set()
+        return sorted(p.name for p in self.objects_images.iterdir()
+                      if p.is_file() and p.name in masks and not p.name.startswith("."))
+
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_stem(text: str, max_len: int = 60) -> str:
+    """A file-name-safe version of a photo's stem."""
+    stem = _SAFE.sub("_", text).strip("._") or "image"
+    return stem[:max_len]
+
+
+class UniqueNamer:
+    """Hands out file names ``<prefix>_<NNNN><suffix>`` that are free in all
+    of the given folders, so a re-run never overwrites earlier files."""
+
+    def __init__(self, *folders: Path) -> None:
+        self.folders = folders
+        self._taken: set[str] = set()
+        for folder in folders:
+            if folder.is_dir():
+                self._taken.update(p.stem for p in folder.iterdir())
+        self._counters: dict[str, int] = {}
+
+    def next(self, prefix: str, suffix: str) -> str:
+        n = self._counters.get(prefix, 0)
+        while True:
+            n += 1
+            stem = f"{prefix}_{n:04d}"
+            if stem not in self._taken and not any((f / (stem + suffix)).exists() for f in self.folders):
+                self._taken.add(stem)
+                self._counters[prefix] = n
+                return stem + suffix
+
+
+def software_versions() -> dict:
+    import numpy
+
+    versions = {"python": platform.python_version(), "numpy": numpy.__version__,
+                "application": APP_VERSION}
+    for name in ("skimage", "PIL", "tensorflow", "keras"):
+        module = __import__("sys").modules.get(name)
+        if module is not None:
+            versions[name] = getattr(module, "__version__", "?")
+    return versions
+
+
+__all__ = ["WorkingDirectory", "UniqueNamer", "safe_stem", "INDEX_COLUMNS", "ORIGINS",
+           "atomic_path", "now_iso", "software_versions", "APP_NAME", "APP_VERSION"]
