@@ -1,0 +1,107 @@
+"""Auto-segmentation quality and speed.
+
+Runs the ``autoseg`` stage on a folder of photos (the expert masks are not
+read until scoring), then scores:
+
+- the full-image results ``<workdir>/autoseg/<stem>_mask.png`` against the
+  expert masks: mean foreground IoU and Dice (per photo, then averaged) and
+  instance F1 at IoU 0.5 (pooled over photos);
+- the object pool: the share of pooled objects that match an expert
+  instance at IoU >= 0.5;
+
+and times ``find_objects`` on a 2592x2048 photo (median of several runs).
+
+    python benchmarks/bench_autoseg.py [--images DIR --masks DIR] [--timing-photo FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import EMPS, GRAINS, require
+from core.imageio import read_image
+from core.progress import TerminalProgress
+from core.workdir import WorkingDirectory
+from evaluation.metrics import foreground_iou_dice, instance_matching, pool_matches
+from segmentation.autoseg import find_objects, run_autoseg
+
+
+def score(images: Path, masks: Path, workdir: Path) -> None:
+    wd = WorkingDirectory(workdir)
+    photos = wd.load_project()["stages"]["autoseg"]["photos"]
+    ious, dices, matches, pooled_hits, pooled_total = [], [], [], 0, 0
+    rows_by_photo: dict[str, list[dict]] = {}
+    for row in wd.read_index():
+        rows_by_photo.setdefault(row["source_image"], []).append(row)
+    for name, info in sorted(photos.items()):
+        truth = read_image(masks / (Path(name).stem + ".png"))
+        pred = read_image(wd.autoseg / info["mask"]) > 0
+        iou, dice = foreground_iou_dice(pred, truth)
+        if not np.isnan(iou):
+            ious.append(iou)
+            dices.append(dice)
+        matches.append(instance_matching(pred, truth, 0.5, pred_are_labels=False))
+        for row in rows_by_photo.get(name, []):
+            if row["variant_of"]:
+                continue
+            obj = np.zeros(truth.shape, bool)
+            x0, y0, x1, y1 = (int(row[k]) for k in ("x0", "y0", "x1", "y1"))
+            obj[y0:y1, x0:x1] = read_image(wd.objects_masks / row["file"]) > 0
+            pooled_total += 1
+            pooled_hits += instance_matching(obj.astype(np.int32), truth, 0.5, pred_are_labels=True).tp
+    pooled = pool_matches(matches)
+    print(f"photos scored:            {len(photos)}")
+    print(f"mean foreground IoU:      {np.mean(ious):.3f}")
+    print(f"mean Dice:                {np.mean(dices):.3f}")
+    print(f"instance F1@0.5:          {pooled.f1:.3f} (precision {pooled.precision:.3f}, recall {pooled.recall:.3f})")
+    share = pooled_hits / pooled_total if pooled_total else float("nan")
+    n_sources = len({r['source_image'] for rows in rows_by_photo.values() for r in rows})
+    print(f"pooled objects:           {pooled_total} from {n_sources} photos")
+    print(f"pooled matching expert:   {share:.3f} (IoU >= 0.5)")
+
+
+def timing(photo: Path | None, runs: int) -> None:
+    if photo is not None and photo.exists():
+        image = read_image(photo)
+        label = photo.name
+    else:
+        from synthetic.scenes import render_particle_scene
+
+        image, _ = render_particle_scene((2048, 2592), count=150, radius=(20, 60), seed=0)
+        label = "rendered scene"
+    find_objects(image)  # warm-up
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        find_objects(image)
+        times.append(time.perf_counter() - t0)
+    print(f"find_objects on {image.shape[1]}x{image.shape[0]} ({label}): median {statistics.median(times):.2f} s "
+          f"over {runs} runs (min {min(times):.2f}, max {max(times):.2f})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=Path, default=EMPS / "images")
+    parser.add_argument("--masks", type=Path, default=EMPS / "masks")
+    parser.add_argument("--timing-photo", type=Path,
+                        default=GRAINS / "train" / "21-1_1-Image 0001-1-1.jpg")
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    require(args.images, "photos")
+    require(args.masks, "expert masks")
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        run_autoseg(args.images, tmp, progress=TerminalProgress())
+        print(f"autoseg stage:            {time.perf_counter() - t0:.1f} s")
+        score(args.images, args.masks, Path(tmp))
+    timing(args.timing_photo, args.runs)
+
+
+if __name__ == "__main__":
+    main()

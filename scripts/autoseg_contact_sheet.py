@@ -1,0 +1,57 @@
+"""Contact sheet of auto-segmentation results: each photo with the objects
+found (red), the confident ones saved to the pool (green, yellow outlines)
+and the burned-in annotations that were ignored (magenta).
+
+    python scripts/autoseg_contact_sheet.py OUT.jpg PHOTO [PHOTO ...]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.imageio import read_image, to_display_uint8  # noqa: E402
+from segmentation.autoseg import find_objects  # noqa: E402
+
+
+def render(path: Path, width: int = 640) -> Image.Image:
+    from skimage.segmentation import find_boundaries
+
+    image = read_image(path)
+    found = find_objects(image)
+    rgb = to_display_uint8(image)
+    rgb = np.stack([rgb] * 3, axis=-1) if rgb.ndim == 2 else rgb.copy()
+    pooled = np.isin(found.labels, found.pooled)
+    for mask, colour, alpha in ((found.foreground, (255, 60, 60), 0.45), (pooled, (60, 230, 60), 0.55),
+                                (found.annotations, (255, 0, 255), 0.55)):
+        rgb[mask] = (rgb[mask] * (1 - alpha) + np.array(colour) * alpha).astype(np.uint8)
+    rgb[find_boundaries(found.labels, mode="inner")] = (255, 255, 0)
+    tile = Image.fromarray(rgb)
+    tile.thumbnail((width, width))
+    draw = ImageDraw.Draw(tile)
+    text = f"{path.name}: {found.count} found, {len(found.pooled)} pooled ({found.polarity})"
+    draw.rectangle((0, 0, 8 + 6 * len(text), 16), fill=(0, 0, 0))
+    draw.text((4, 2), text, fill=(255, 255, 255))
+    return tile
+
+
+def main() -> None:
+    out, photos = Path(sys.argv[1]), [Path(p) for p in sys.argv[2:]]
+    tiles = [render(p) for p in photos]
+    height = sum(t.height for t in tiles) + 4 * (len(tiles) - 1)
+    sheet = Image.new("RGB", (max(t.width for t in tiles), height), (30, 30, 30))
+    y = 0
+    for tile in tiles:
+        sheet.paste(tile, (0, y))
+        y += tile.height + 4
+    sheet.save(out, quality=85)
+    print(f"wrote {out} ({sheet.width}x{sheet.height})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,378 @@
+"""Instances from a segmentation mask: touching objects split apart.
+
+A class mask says which pixels are particle, grain or cluster; counting and
+sizing needs one label per object. Touching particles form one connected
+blob, so each blob is cut along its necks: the distance to the background
+has one peak per particle and a saddle where two particles meet. The blob is
+over-split by a watershed from every peak of that distance map, then
+neighbouring pieces are merged back unless the neck between them is clearly
+narrower than both pieces (saddle height well below the smaller peak). The
+test is a ratio, so it works the same for 5-pixel nanoparticles and
+500-pixel grains, and a rod (whose distance ridge is nearly flat) or an
+irregular grain with shallow bays stays whole.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage.segmentation import watershed
+
+# 8-connectivity: pixels touching at a corner belong to the same object,
+# the convention of skimage.measure.label and of ImageJ's particle analyser.
+_EIGHT = np.ones((3, 3), bool)
+
+# Pixel offsets whose pairs cover all 8-neighbourhood adjacencies once.
+_PAIR_SHIFTS = ((0, 1), (1, 0), (1, 1), (1, -1))
+
+
+def split_touching(
+    mask: np.ndarray,
+    *,
+    min_size: int | None = None,
+    neck_ratio: float = 0.75,
+    min_fragment: float = 0.15,
+) -> np.ndarray:
+    """Label the objects of a binary mask, splitting touching objects.
+
+    Parameters
+    ----------
+    mask : (H, W) array
+        Foreground mask; any non-zero value is foreground.
+    min_size : int, optional
+        Objects (after splitting) smaller than this many pixels are dropped.
+        By default only specks are dropped: objects under 2 % of the typical
+        object area (and under 3 pixels in any case), typical meaning the
+        area-weighted median, so that many specks cannot drag it down.
+    neck_ratio : float
+        Two touching pieces stay separate only where the half-width of the
+        neck between them is below ``neck_ratio`` times the half-width of the
+        smaller piece (both measured by the distance transform). Two equal
+        discs are split once their centres are more than about 1.3 radii
+        apart; a rod whose width varies by less than 25 % is never cut.
+        The default was chosen on expert-labelled electron micrographs of
+        particles (spheres, cubes, rods, clusters).
+        1.0 splits at every dent, 0.0 never splits.
+    min_fragment : float
+        Pieces of a split blob smaller than this fraction of the typical
+        object area are merged into the neighbour they share the widest
+        neck with, instead of being counted as objects of their own.
+
+    Returns
+    -------
+    labels : (H, W) int32 array
+        0 for background, 1..N for the objects, numbered in reading order
+        (by the top, then the left edge of each object).
+
+    Notes
+    -----
+    Holes in the mask count as background: the small gaps left between
+    touching particles are exactly what marks their contact, so they are not
+    filled here. A mask with pinholes inside objects (noise) should have its
+    holes filled first, or an object may be cut across a pinhole.
+    """
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise ValueError(f"split_touching expects a 2-D mask, got shape {mask.shape}")
+    mask = mask.astype(bool, copy=False)
+    if not 0.0 <= neck_ratio <= 1.0:
+        raise ValueError(f"neck_ratio must lie in [0, 1], got {neck_ratio}")
+    components, n_components = ndi.label(mask, structure=_EIGHT)
+    if n_components == 0:
+        return np.zeros(mask.shape, np.int32)
+    if neck_ratio <= 0.0:
+        labels = components
+    else:
+        labels = _split_components(mask, components, n_components, neck_ratio, min_fragment)
+    return _drop_small(labels, min_size)
+
+
+def label_instances(
+    class_mask: np.ndarray,
+    *,
+    split: bool = True,
+    min_size: int | None = None,
+    neck_ratio: float = 0.75,
+    min_fragment: float = 0.15,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Instances of every class of a class-index mask.
+
+    Each class (every non-zero value) is labelled separately, so a hot pixel
+    touching a cluster stays a separate object of its own class.
+
+    Parameters
+    ----------
+    class_mask : (H, W) integer array
+        Class index per pixel, 0 = background (a boolean mask is one class).
+    split : bool
+        Split touching objects (:func:`split_touching`); otherwise each
+        8-connected component is one object.
+    min_size, neck_ratio, min_fragment
+        Passed to :func:`split_touching`.
+
+    Returns
+    -------
+    labels : (H, W) int32 array
+        0 for background, 1..N for the objects, class 1 first.
+    classes : (N + 1,) int32 array
+        ``classes[k]`` is the class of object ``k`` (``classes[0] == 0``), so
+        ``classes[labels]`` is the class mask again.
+    """
+    class_mask = np.asarray(class_mask)
+    if class_mask.ndim != 2:
+        raise ValueError(f"label_instances expects a 2-D class mask, got shape {class_mask.shape}")
+    if class_mask.dtype == np.bool_:
+        class_mask = class_mask.astype(np.uint8)
+    labels = np.zeros(class_mask.shape, np.int32)
+    classes = [0]
+    for value in np.unique(class_mask):
+        if value == 0:
+            continue
+        region = class_mask == value
+        # Work inside the class's bounding box: most classes cover a fraction
+        # of the photo, and the distance transform and watershed scale with area.
+        box = ndi.find_objects(region.astype(np.uint8))[0]
+        sub = region[box]
+        if split:
+            sub_labels = split_touching(sub, min_size=min_size, neck_ratio=neck_ratio,
+                                        min_fragment=min_fragment)
+        else:
+            sub_labels = _drop_small(ndi.label(sub, structure=_EIGHT)[0], min_size)
+        count = int(sub_labels.max())
+        if count == 0:
+            continue
+        offset = len(classes) - 1
+        target = labels[box]
+        inside = sub_labels > 0
+        target[inside] = sub_labels[inside] + offset
+        classes.extend([int(value)] * count)
+    return labels, np.asarray(classes, np.int32)
+
+
+def touches_border(labels: np.ndarray) -> np.ndarray:
+    """Sorted ids of the objects that touch the edge of the image.
+
+    Such objects are cut by the frame, so their size is unknown; size
+    distributions usually leave them out.
+    """
+    labels = np.asarray(labels)
+    edge = np.concatenate([labels[0, :], labels[-1, :], labels[:, 0], labels[:, -1]])
+    ids = np.unique(edge)
+    return ids[ids != 0]
+
+
+# --------------------------------------------------------------------------
+# splitting
+
+
+def _split_components(
+    mask: np.ndarray, components: np.ndarray, n_components: int, neck_ratio: float, min_fragment: float
+) -> np.ndarray:
+    """Split every component at its necks, one component at a time.
+
+    Working in each component's own bounding box keeps the distance
+    transform and the watershed to the object pixels (a photo is mostly
+    background) and lets the sliver test below use the typical object size
+    of the whole photo.
+    """
+    height, width = mask.shape
+    areas = np.bincount(components.ravel(), minlength=n_components + 1)
+    split: list[tuple[tuple[slice, slice], np.ndarray, _Pieces]] = []
+    for k, box in enumerate(ndi.find_objects(components), start=1):
+        # Below a 4 x 4 square there is no room for a neck between two objects.
+        if box is None or areas[k] < 16:
+            continue
+        # One pixel of margin, except at the photo's edge: there the object is
+        # cut, not bounded, as in a distance transform of the whole photo.
+        crop = (slice(max(box[0].start - 1, 0), min(box[0].stop + 1, height)),
+                slice(max(box[1].start - 1, 0), min(box[1].stop + 1, width)))
+        # Other objects in the box count as background: none is nearer to a
+        # pixel of this one than its own edge.
+        own = components[crop] == k
+        dist = ndi.distance_transform_edt(own)
+        # Every local maximum (plateaus included) seeds a piece; the merging
+        # decides which of them are real particles.
+        peaks = (dist == ndi.maximum_filter(dist, size=3)) & own
+        markers, n_markers = ndi.label(peaks, structure=_EIGHT)
+        if n_markers < 2:
+            continue
+        pieces = watershed(-dist, markers, mask=own, connectivity=2)
+        # A marker's pixels are 8-connected and none is higher than another,
+        # so any of them gives the peak height of its piece (piece id = marker id).
+        peak = np.zeros(n_markers + 1)
+        peak[markers[peaks]] = dist[peaks]
+        state = _Pieces(pieces, dist, peak)
+        state.merge_necks(neck_ratio)
+        if state.count > 1:
+            split.append((crop, own, state))
+    if not split:
+        return components
+    # Slivers are judged against the typical object of the whole photo.
+    object_areas = [areas[1:]] + [np.asarray(state.areas(), float) for _, _, state in split]
+    split_ids = np.asarray([components[crop][own][0] for crop, own, _ in split])
+    whole = np.ones(n_components + 1, bool)
+    whole[split_ids] = False
+    object_areas[0] = areas[whole][1:] if whole[0] else areas[1:][whole[1:]]
+    limit = min_fragment * _typical_area(np.concatenate(object_areas).astype(float))
+    out = components.astype(np.int32, copy=True)
+    next_label = n_components + 1
+    for crop, own, state in split:
+        state.fold_fragments(limit)
+        pieces = state.labels()
+        target = out[crop]
+        target[own] = pieces[own] + next_label
+        next_label += int(pieces.max()) + 1
+    return out
+
+
+class _Pieces:
+    """Over-split pieces of one object and the necks between them, merged
+    greedily: the pair with the widest neck relative to the smaller piece
+    goes first."""
+
+    def __init__(self, pieces: np.ndarray, dist: np.ndarray, peak: np.ndarray) -> None:
+        n = peak.size - 1
+        self.pieces = pieces
+        self.parent = np.arange(n + 1)
+        self.peak = peak.tolist()
+        self.area = np.bincount(pieces.ravel(), minlength=n + 1).tolist()
+        self.area[0] = 0
+        a, b, saddle = _adjacency(pieces, dist)
+        self.edges = list(zip(a.tolist(), b.tolist(), saddle.tolist()))
+        self.neighbours: list[dict[int, float]] = [{} for _ in range(n + 1)]
+        for i, j, s in self.edges:
+            self.neighbours[i][j] = s
+            self.neighbours[j][i] = s
+        self.count = n
+
+    def ratio(self, i: int, j: int, saddle: float) -> float:
+        return saddle / max(min(self.peak[i], self.peak[j]), 1e-6)
+
+    def merge(self, i: int, j: int) -> int:
+        neighbours = self.neighbours
+        # Keep the piece with more neighbours as the survivor (cheaper update).
+        if len(neighbours[i]) < len(neighbours[j]):
+            i, j = j, i
+        self.parent[j] = i
+        self.peak[i] = max(self.peak[i], self.peak[j])
+        self.area[i] += self.area[j]
+        neighbours[i].pop(j, None)
+        for k, s in neighbours[j].items():
+            if k == i:
+                continue
+            del neighbours[k][j]
+            best = max(neighbours[i].get(k, 0.0), s)
+            neighbours[i][k] = best
+            neighbours[k][i] = best
+        neighbours[j] = {}
+        self.count -= 1
+        return i
+
+    def merge_necks(self, neck_ratio: float) -> None:
+        heap = [(-self.ratio(i, j, s), i, j) for i, j, s in self.edges]
+        heapq.heapify(heap)
+        parent, neighbours = self.parent, self.neighbours
+        while heap:
+            neg, i, j = heapq.heappop(heap)
+            if -neg < neck_ratio:
+                break
+            if parent[i] != i or parent[j] != j or j not in neighbours[i]:
+                continue
+            if self.ratio(i, j, neighbours[i][j]) != -neg:
+                continue  # stale entry: a piece grew since it was queued
+            k = self.merge(i, j)
+            for m, s in neighbours[k].items():
+                heapq.heappush(heap, (-self.ratio(k, m, s), k, m))
+
+    def alive(self) -> list[int]:
+        return [i for i in range(1, len(self.area)) if self.parent[i] == i]
+
+    def areas(self) -> list[int]:
+        return [self.area[i] for i in self.alive()]
+
+    def fold_fragments(self, limit: float) -> None:
+        """Merge pieces smaller than ``limit`` pixels into the neighbour they
+        share the widest neck with."""
+        for i in sorted(self.alive(), key=lambda p: self.area[p]):
+            if self.parent[i] != i or self.area[i] >= limit or not self.neighbours[i]:
+                continue
+            self.merge(i, max(self.neighbours[i], key=self.neighbours[i].get))
+
+    def labels(self) -> np.ndarray:
+        """The pieces relabelled to the merged pieces they belong to."""
+        parent = self.parent
+        while True:
+            grand = parent[parent]
+            if np.array_equal(grand, parent):
+                break
+            parent = grand
+        return parent[self.pieces]
+
+
+def _adjacency(pieces: np.ndarray, dist: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs of touching pieces (a < b) and the height of the saddle between
+    them: the largest distance value along their common boundary."""
+    keys, values = [], []
+    n = int(pieces.max()) + 1
+    h, w = pieces.shape
+    for dy, dx in _PAIR_SHIFTS:
+        x0, x1 = max(0, -dx), w - max(0, dx)
+        p = pieces[0:h - dy, x0:x1]
+        q = pieces[dy:h, x0 + dx:x1 + dx]
+        sel = (p != q) & (p > 0) & (q > 0)
+        if not sel.any():
+            continue
+        pa, qa = p[sel].astype(np.int64), q[sel].astype(np.int64)
+        s = np.minimum(dist[0:h - dy, x0:x1][sel], dist[dy:h, x0 + dx:x1 + dx][sel])
+        keys.append(np.minimum(pa, qa) * n + np.maximum(pa, qa))
+        values.append(s)
+    if not keys:
+        empty = np.zeros(0, np.int64)
+        return empty, empty, np.zeros(0)
+    key = np.concatenate(keys)
+    value = np.concatenate(values).astype(float)
+    unique, inverse = np.unique(key, return_inverse=True)
+    saddle = np.full(unique.size, -np.inf)
+    np.maximum.at(saddle, inverse, value)
+    return unique // n, unique % n, saddle
+
+
+def _typical_area(areas: np.ndarray) -> float:
+    """Area-weighted median: the size of the object a random foreground
+    pixel belongs to. Unlike the plain median it is not pulled down by a
+    crowd of specks."""
+    areas = areas[areas > 0]
+    if areas.size == 0:
+        return 0.0
+    order = np.sort(areas)
+    cumulative = np.cumsum(order)
+    return float(order[np.searchsorted(cumulative, cumulative[-1] / 2.0)])
+
+
+def _drop_small(labels: np.ndarray, min_size: int | None) -> np.ndarray:
+    areas = np.bincount(labels.ravel())
+    areas[0] = 0
+    if min_size is None:
+        present = areas[areas > 0]
+        if present.size == 0:
+            return labels.astype(np.int32, copy=False)
+        min_size = max(3, int(0.02 * _typical_area(present.astype(float))))
+    small = areas < min_size
+    small[0] = False
+    if not small.any():
+        return _relabel_sequential(labels)
+    return _relabel_sequential(np.where(small[labels], 0, labels))
+
+
+def _relabel_sequential(labels: np.ndarray) -> np.ndarray:
+    """Renumber labels 1..N in reading order (by the top, then the left edge
+    of each object's bounding box)."""
+    boxes = ndi.find_objects(labels)
+    present = [k for k, box in enumerate(boxes) if box is not None]
+    lut = np.zeros(len(boxes) + 1, np.int32)
+    if present:
+        order = sorted(present, key=lambda k: (boxes[k][0].start, boxes[k][1].start))
+        lut[np.asarray(order) + 1] = np.arange(1, len(order) + 1, dtype=np.int32)
+    return lut[labels]
