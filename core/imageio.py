@@ -272,5 +272,6 @@ def write_image(path: str | Path, array: np.ndarray, *, overwrite: bool = True) 
                 raise UserInputError(f"Unsupported output image type '{suffix}': {path}")
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                Image.fromarray(array).save(tmp, format=fmt)
+                options = {"compress_level": 1} if fmt == "PNG" else {}
+                Image.fromarray(array).save(tmp, format=fmt, **options)
     return path

@@ -16,7 +16,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from core.errors import ImageReadError, UserInputError
-from core.imageio import list_images, read_image, to_gray, to_gray_float, write_image
+from core.imageio import list_images, percentile_range, read_image, to_gray, to_gray_float, write_image
 from core.progress import Progress
 from core.workdir import WorkingDirectory
 from segmentation.annotations import find_annotations, is_annotation_like
@@ -66,6 +66,8 @@ class ObjectMap:
     pooled: list[int]           # labels confident enough for the pool
     scale: float                # analysis scale (1.0 = full resolution)
     noise: float                # background noise sigma of the gray image in [0, 1]
+    background_level: float     # median gray level (0..1) of the background
+    object_level: float         # median gray level (0..1) of the objects
 
     @property
     def count(self) -> int:
@@ -137,6 +139,10 @@ def find_objects(image: np.ndarray, *, polarity: str = "auto", min_confidence: f
     scores = score_objects(labels, fg.smoothed, fg.polarity, fg.polarity_margin)
     pooled = [s.label for s in scores if s.confidence >= min_confidence and s.confidence > 0]
     noise = _noise_sigma(gray, fg.smoothed, labels > 0)
+    objects = labels > 0
+    background = ~objects & ~annotations
+    background_level = float(np.median(gray[background])) if background.any() else float(np.median(gray))
+    object_level = float(np.median(gray[objects])) if objects.any() else background_level
     if scale < 1.0:
         labels = _resize(labels, (full_w, full_h), "nearest")
         foreground = _resize(mask.astype(np.float32), (full_w, full_h), "bilinear") > 0.5
@@ -145,7 +151,7 @@ def find_objects(image: np.ndarray, *, polarity: str = "auto", min_confidence: f
     else:
         foreground = mask
     return ObjectMap(labels.astype(np.int32, copy=False), foreground, annotations, fg.polarity,
-                     fg.polarity_margin, scores, pooled, scale, noise)
+                     fg.polarity_margin, scores, pooled, scale, noise, background_level, object_level)
 
 
 def _resize(array: np.ndarray, size: tuple[int, int], method: str) -> np.ndarray:
@@ -261,6 +267,8 @@ def run_autoseg(images: str | Path, workdir: str | Path, *, settings: AutosegSet
             "pooled": len(found.pooled), "median_diameter_px": round(found.median_diameter(), 2),
             "area_fraction": round(float(found.foreground.mean()), 4),
             "noise_sigma": round(found.noise, 5), "width": int(image.shape[1]), "height": int(image.shape[0]),
+            "gray_range": [round(v, 4) for v in percentile_range(to_gray(image))],
+            "background_level": round(found.background_level, 4), "object_level": round(found.object_level, 4),
         }
         progress.log(f"{path.name}: {found.count} objects ({found.polarity} on the background), "
                      f"{len(found.pooled)} pooled")

@@ -44,8 +44,9 @@ def split_touching(
     min_size : int, optional
         Objects (after splitting) smaller than this many pixels are dropped.
         By default only specks are dropped: objects under 2 % of the typical
-        object area (and under 3 pixels in any case), typical meaning the
-        area-weighted median, so that many specks cannot drag it down.
+        object area, typical meaning the area-weighted median, so that many
+        specks cannot drag it down (and a mask of one-pixel objects, such as
+        hot pixels, keeps them all).
     neck_ratio : float
         Two touching pieces stay separate only where the half-width of the
         neck between them is below ``neck_ratio`` times the half-width of the
@@ -179,7 +180,7 @@ def _split_components(
     """
     height, width = mask.shape
     areas = np.bincount(components.ravel(), minlength=n_components + 1)
-    split: list[tuple[tuple[slice, slice], np.ndarray, _Pieces]] = []
+    split: list[tuple[int, tuple[slice, slice], np.ndarray, _Pieces]] = []
     for k, box in enumerate(ndi.find_objects(components), start=1):
         # Below a 4 x 4 square there is no room for a neck between two objects.
         if box is None or areas[k] < 16:
@@ -206,19 +207,18 @@ def _split_components(
         state = _Pieces(pieces, dist, peak)
         state.merge_necks(neck_ratio)
         if state.count > 1:
-            split.append((crop, own, state))
+            split.append((k, crop, own, state))
     if not split:
         return components
     # Slivers are judged against the typical object of the whole photo.
-    object_areas = [areas[1:]] + [np.asarray(state.areas(), float) for _, _, state in split]
-    split_ids = np.asarray([components[crop][own][0] for crop, own, _ in split])
     whole = np.ones(n_components + 1, bool)
-    whole[split_ids] = False
-    object_areas[0] = areas[whole][1:] if whole[0] else areas[1:][whole[1:]]
-    limit = min_fragment * _typical_area(np.concatenate(object_areas).astype(float))
+    whole[0] = False
+    whole[[k for k, _, _, _ in split]] = False
+    object_areas = np.concatenate([areas[whole]] + [state.areas() for _, _, _, state in split])
+    limit = min_fragment * _typical_area(object_areas.astype(float))
     out = components.astype(np.int32, copy=True)
     next_label = n_components + 1
-    for crop, own, state in split:
+    for _, crop, own, state in split:
         state.fold_fragments(limit)
         pieces = state.labels()
         target = out[crop]
@@ -358,7 +358,8 @@ def _drop_small(labels: np.ndarray, min_size: int | None) -> np.ndarray:
         present = areas[areas > 0]
         if present.size == 0:
             return labels.astype(np.int32, copy=False)
-        min_size = max(3, int(0.02 * _typical_area(present.astype(float))))
+        # Relative only: a class of one-pixel objects (hot pixels) keeps them all.
+        min_size = int(0.02 * _typical_area(present.astype(float)))
     small = areas < min_size
     small[0] = False
     if not small.any():

@@ -142,6 +142,17 @@ def test_label_instances_keeps_classes_apart():
     assert unsplit.max() == 2 and sorted(unsplit_classes[1:].tolist()) == [1, 2]
 
 
+def test_single_pixel_objects_of_their_own_class_are_kept():
+    class_mask = np.zeros((60, 60), np.uint8)
+    class_mask[discs((60, 60), [(30, 30)], 12)] = 1  # a cluster
+    hot = [(5, 5), (5, 50), (50, 8), (55, 55)]
+    for y, x in hot:
+        class_mask[y, x] = 2  # hot pixels
+    labels, classes = label_instances(class_mask)
+    assert np.bincount(classes)[2] == len(hot)
+    assert all(classes[labels[y, x]] == 2 for y, x in hot)
+
+
 def test_label_instances_accepts_bool_and_empty_masks():
     labels, classes = label_instances(np.zeros((8, 8), bool))
     assert labels.max() == 0 and classes.tolist() == [0]

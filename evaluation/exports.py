@@ -1,0 +1,384 @@
+"""Files that carry the measurements out of the application.
+
+Per photo ``<stem>``, :func:`write_measurements` writes into the output folder::
+
+    <stem>_mask.png      class index per pixel (uint8, 0 = background)
+    <stem>_labels.tif    instance labels (uint16; uint32 beyond 65535 objects)
+    <stem>_overlay.png   the photo with object outlines and ids drawn over it
+    <stem>_objects.csv   one row per object (columns: evaluation.measure.object_columns)
+
+and :class:`MeasurementCollector` adds, for the whole folder::
+
+    objects.csv          one row per object of every photo
+    summary.csv          one row per photo (columns: evaluation.measure.summary_columns)
+    summary_all.csv      one row: totals and the pooled size distribution
+    size_histogram.png   equivalent-diameter histogram with cumulative curve
+
+CSV files are UTF-8 with a header row, sizes carry their unit in the column
+name, empty cells mean "not defined", and every file is written atomically.
+ImageJ ROI sets are not written (that would need the ``roifile`` package,
+which is not a dependency); the label image opens in Fiji / ImageJ instead,
+each object's pixels holding its ``object_id`` from the CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from core.atomic import atomic_path, write_text_atomic
+from core.errors import UserInputError
+from core.imageio import to_display_uint8, write_image
+from evaluation.calibration import Calibration
+from evaluation.measure import (
+    as_calibration,
+    diameters_for_distribution,
+    measure_objects,
+    object_columns,
+    summarise_folder,
+    summarise_image,
+    summary_columns,
+)
+from evaluation.measure_plot import plot_size_histogram
+from segmentation.instances import label_instances, touches_border
+
+# Outline colours per class (class 1 first), and for objects cut by the edge,
+# which are left out of the size distribution.
+_CLASS_COLOURS = ((255, 220, 0), (0, 220, 255), (255, 80, 255), (120, 255, 80), (255, 150, 40))
+_BORDER_COLOUR = (255, 60, 60)
+
+
+def format_cell(value) -> str | int:
+    """CSV text for one value: 7 significant digits for floats, empty for NaN."""
+    if isinstance(value, float | np.floating):
+        value = float(value)
+        if not np.isfinite(value):
+            return ""
+        return repr(float(f"{value:.7g}"))
+    if isinstance(value, np.integer | np.bool_):
+        return int(value)
+    return value
+
+
+def csv_text(rows: Sequence[dict], columns: Sequence[str]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([format_cell(row.get(c, "")) for c in columns])
+    return buf.getvalue()
+
+
+def write_csv(path: str | os.PathLike, rows: Sequence[dict], columns: Sequence[str]) -> Path:
+    """Write rows (dicts) as a UTF-8 CSV with a header row, atomically."""
+    write_text_atomic(path, csv_text(rows, columns))
+    return Path(path)
+
+
+def write_label_image(path: str | os.PathLike, labels: np.ndarray) -> Path:
+    """Instance labels as a TIFF: uint16, or uint32 when there are more than
+    65535 objects."""
+    labels = np.asarray(labels)
+    dtype = np.uint16 if int(labels.max(initial=0)) <= np.iinfo(np.uint16).max else np.uint32
+    return write_image(path, labels.astype(dtype, copy=False))
+
+
+def draw_overlay(
+    photo: np.ndarray,
+    labels: np.ndarray,
+    *,
+    classes: np.ndarray | None = None,
+    draw_ids: bool = True,
+) -> np.ndarray:
+    """The photo (8-bit RGB) with each object's outline in its class colour,
+    objects touching the edge outlined in red, and object ids written at
+    their centres."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    labels = np.asarray(labels)
+    shown = to_display_uint8(np.asarray(photo))
+    if shown.ndim == 2:
+        shown = np.repeat(shown[..., None], 3, axis=-1)
+    rgb = np.array(shown[..., :3], copy=True)  # never draw on the caller's photo
+    n = int(labels.max(initial=0))
+    if n == 0:
+        return rgb
+    # Inner outline: object pixels with a differently labelled 4-neighbour.
+    padded = np.pad(labels, 1, mode="edge")
+    outline = (labels > 0) & (
+        (padded[:-2, 1:-1] != labels) | (padded[2:, 1:-1] != labels)
+        | (padded[1:-1, :-2] != labels) | (padded[1:-1, 2:] != labels)
+    )
+    colour_of = np.zeros((n + 1, 3), np.uint8)
+    object_class = np.ones(n + 1, np.int64) if classes is None else np.asarray(classes, np.int64)
+    palette = np.asarray(_CLASS_COLOURS, np.uint8)
+    colour_of[1:] = palette[(object_class[1:] - 1) % len(palette)]
+    colour_of[touches_border(labels)] = _BORDER_COLOUR
+    rgb[outline] = colour_of[labels[outline]]
+    if not draw_ids:
+        return rgb
+    image = Image.fromarray(rgb)
+    draw = ImageDraw.Draw(image)
+    size = int(np.clip(min(labels.shape) / 45, 11, 32))
+    try:
+        font = ImageFont.load_default(size=size)
+    except (TypeError, OSError):  # Pillow built without FreeType
+        font = ImageFont.load_default()
+    ids = np.arange(1, n + 1)
+    present = np.bincount(labels.ravel(), minlength=n + 1)[1:] > 0
+    centres = ndi.center_of_mass(labels > 0, labels, ids[present])
+    for object_id, (cy, cx) in zip(ids[present].tolist(), centres):
+        draw.text((cx, cy), str(object_id), fill=tuple(int(v) for v in colour_of[object_id]),
+                  font=font, anchor="mm", stroke_width=max(1, size // 10), stroke_fill=(0, 0, 0))
+    return np.asarray(image)
+
+
+@dataclass
+class PhotoMeasurement:
+    """What :func:`write_measurements` measured and wrote for one photo."""
+
+    image: str
+    stem: str
+    rows: list[dict]
+    summary: dict
+    labels: np.ndarray = field(repr=False)
+    classes: np.ndarray = field(repr=False)
+    files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def count(self) -> int:
+        return len(self.rows)
+
+    def summary_text(self) -> str:
+        s = self.summary
+        text = f"{self.image}: {_plural(s['count'], 'object')} ({s['count_border']} touching the edge)"
+        if s["count_measured"]:
+            text += f", median equivalent diameter {_median_text(s)}"
+        return text + "."
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _median_text(summary: dict) -> str:
+    for key, value in summary.items():
+        if key.startswith("equivalent_diameter_d50_") and not key.endswith("_px"):
+            unit = key.rsplit("_", 1)[1].replace("um", "µm")
+            return f"{value:.4g} {unit}"
+    return f"{summary['equivalent_diameter_d50_px']:.4g} px"
+
+
+def write_measurements(
+    out_dir: str | os.PathLike,
+    stem: str,
+    photo: np.ndarray,
+    class_mask: np.ndarray,
+    *,
+    pixel_size: float | Calibration | None = None,
+    unit: str = "µm",
+    class_names: Sequence[str] | None = None,
+    image_name: str | None = None,
+    split: bool = True,
+    labels: np.ndarray | None = None,
+    classes: np.ndarray | None = None,
+    include_border: bool = False,
+    write_mask: bool = True,
+    per_photo_csv: bool = True,
+) -> PhotoMeasurement:
+    """Split a photo's class mask into objects, measure them and write the
+    per-photo files (see the module docstring).
+
+    Parameters
+    ----------
+    out_dir : path
+        Output folder (created if missing).
+    stem : str
+        File-name stem of the photo; files are ``<stem>_mask.png`` etc.
+    photo : array
+        The photo (any dtype, gray or colour), for the overlay and intensities.
+    class_mask : (H, W) array
+        Class index per pixel, 0 = background (bool for one class).
+    pixel_size, unit
+        Calibration: a :class:`Calibration` or the length of a pixel in ``unit``.
+    class_names : sequence of str, optional
+        Class names indexed by class value, for the ``class_name`` column.
+    image_name : str, optional
+        Name in the ``image`` column (default ``stem``).
+    split : bool
+        Split touching objects (:func:`segmentation.instances.split_touching`).
+    labels, classes : arrays, optional
+        Instance labels already made (e.g. edited by the user) and the class
+        of each label (``classes[k]``); then ``class_mask`` is only written.
+    include_border : bool
+        Count objects touching the edge in the size statistics.
+    write_mask, per_photo_csv : bool
+        Write ``<stem>_mask.png`` and ``<stem>_objects.csv``.
+
+    Raises
+    ------
+    UserInputError
+        When the photo and the mask differ in size.
+    """
+    photo = np.asarray(photo)
+    class_mask = np.asarray(class_mask)
+    if class_mask.ndim != 2 or photo.shape[:2] != class_mask.shape:
+        raise UserInputError(
+            f"The mask of {image_name or stem} has shape {class_mask.shape}, "
+            f"but the photo is {photo.shape[1]} x {photo.shape[0]} pixels."
+        )
+    calibration = as_calibration(pixel_size, unit)
+    name = image_name if image_name is not None else stem
+    if labels is None:
+        labels, classes = label_instances(class_mask, split=split)
+    elif np.shape(labels) != class_mask.shape:
+        raise UserInputError(f"The labels of {name} do not match its mask in size.")
+    rows = measure_objects(labels, image=photo, classes=classes, class_names=class_names,
+                           pixel_size=calibration, image_name=name)
+    summary = summarise_image(rows, image_shape=labels.shape, image_name=name, pixel_size=calibration,
+                              class_names=class_names, include_border=include_border)
+    out = Path(out_dir)
+    files: dict[str, Path] = {}
+    if write_mask:
+        files["mask"] = write_image(out / f"{stem}_mask.png", class_mask.astype(np.uint8, copy=False))
+    files["labels"] = write_label_image(out / f"{stem}_labels.tif", labels)
+    files["overlay"] = write_image(out / f"{stem}_overlay.png", draw_overlay(photo, labels, classes=classes))
+    if per_photo_csv:
+        files["objects"] = write_csv(out / f"{stem}_objects.csv", rows, object_columns(calibration))
+    return PhotoMeasurement(name, stem, rows, summary, labels, classes, files)
+
+
+@dataclass
+class FolderMeasurement:
+    """What a :class:`MeasurementCollector` wrote for a folder of photos."""
+
+    photos: int
+    summary: dict
+    files: dict[str, Path]
+    unit: str = "px"
+
+    def summary_text(self) -> str:
+        s = self.summary
+        text = (f"Measured {_plural(s['count'], 'object')} in {_plural(self.photos, 'photo')} "
+                f"({s['count_border']} touching the edge, left out of the size distribution)")
+        if s["count_measured"]:
+            d = {k: s[f"equivalent_diameter_{k}_{self.unit}"] for k in ("d10", "d50", "d90")}
+            shown = self.unit.replace("um", "µm")
+            text += (f"; equivalent diameter D50 {d['d50']:.4g} {shown} "
+                     f"(D10 {d['d10']:.4g}, D90 {d['d90']:.4g})")
+        return text + "."
+
+
+class MeasurementCollector:
+    """Measures photos one at a time and gathers the folder-level files.
+
+    Only a few numbers per object are kept (the diameters for the pooled
+    histogram); rows go straight to ``objects.csv``, so memory stays flat
+    however many photos are measured. ``objects.csv`` is written under a
+    temporary name and appears when :meth:`finish` is called; after a
+    Cancel, call :meth:`finish` to keep what was measured so far. Used as a
+    context manager, :meth:`finish` runs on normal exit and the partial
+    file is removed if an exception escapes.
+
+    Examples
+    --------
+    >>> with MeasurementCollector(out_dir, pixel_size=0.5) as collector:  # doctest: +SKIP
+    ...     for path in photos:
+    ...         collector.add(path.stem, read_image(path), predict(path))
+    >>> collector.result.summary_text()  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        out_dir: str | os.PathLike,
+        *,
+        pixel_size: float | Calibration | None = None,
+        unit: str = "µm",
+        class_names: Sequence[str] | None = None,
+        include_border: bool = False,
+        split: bool = True,
+        per_photo_csv: bool = True,
+    ) -> None:
+        self.out_dir = Path(out_dir)
+        self.calibration = as_calibration(pixel_size, unit)
+        self.class_names = class_names
+        self.include_border = include_border
+        self.split = split
+        self.per_photo_csv = per_photo_csv
+        self.columns = object_columns(self.calibration)
+        self.summaries: list[dict] = []
+        self._diameters: list[np.ndarray] = []
+        self.result: FolderMeasurement | None = None
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._objects_ctx = atomic_path(self.out_dir / "objects.csv")
+        self._objects_tmp = self._objects_ctx.__enter__()
+        self._objects_file = open(self._objects_tmp, "w", encoding="utf-8", newline="")
+        self._writer = csv.writer(self._objects_file, lineterminator="\n")
+        self._writer.writerow(self.columns)
+
+    def add(self, stem: str, photo: np.ndarray, class_mask: np.ndarray, *,
+            image_name: str | None = None, labels: np.ndarray | None = None,
+            classes: np.ndarray | None = None, write_mask: bool = True) -> PhotoMeasurement:
+        """Measure one photo, write its files, append its rows to objects.csv
+        (arguments as for :func:`write_measurements`)."""
+        if self.result is not None:
+            raise RuntimeError("this collector is finished")
+        measured = write_measurements(
+            self.out_dir, stem, photo, class_mask, pixel_size=self.calibration,
+            class_names=self.class_names, image_name=image_name, split=self.split,
+            labels=labels, classes=classes,
+            include_border=self.include_border, write_mask=write_mask, per_photo_csv=self.per_photo_csv)
+        for row in measured.rows:
+            self._writer.writerow([format_cell(row.get(c, "")) for c in self.columns])
+        self._objects_file.flush()
+        self.summaries.append(measured.summary)
+        self._diameters.append(diameters_for_distribution(measured.rows, include_border=self.include_border))
+        return measured
+
+    def finish(self) -> FolderMeasurement:
+        """Write objects.csv, summary.csv, summary_all.csv and size_histogram.png."""
+        if self.result is not None:
+            return self.result
+        self._objects_file.close()
+        self._objects_ctx.__exit__(None, None, None)
+        diameters = np.concatenate(self._diameters) if self._diameters else np.zeros(0)
+        folder = summarise_folder(self.summaries, diameters, pixel_size=self.calibration)
+        out = self.out_dir
+        files = {"objects": out / "objects.csv"}
+        files["summary"] = write_csv(out / "summary.csv", self.summaries,
+                                     summary_columns(self.calibration, self.class_names))
+        files["summary_all"] = write_csv(out / "summary_all.csv", [folder], list(folder))
+        unit = self.calibration.suffix if self.calibration else "px"
+        scale = self.calibration.pixel_size if self.calibration else 1.0
+        shown = self.calibration.unit if self.calibration else "px"
+        files["histogram"] = plot_size_histogram(
+            diameters * scale, out / "size_histogram.png", unit=shown,
+            title=f"{len(self.summaries)} photos, objects not touching the edge"
+            if not self.include_border else f"{len(self.summaries)} photos")
+        self.result = FolderMeasurement(len(self.summaries), folder, files, unit)
+        return self.result
+
+    def abort(self) -> None:
+        """Drop the unfinished objects.csv (the per-photo files stay)."""
+        if self.result is not None or self._objects_file.closed:
+            return
+        self._objects_file.close()
+        # Leaving atomic_path with an exception deletes the temporary file.
+        error = RuntimeError("measurement aborted")
+        self._objects_ctx.__exit__(RuntimeError, error, None)
+
+    def __enter__(self) -> MeasurementCollector:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.finish()
+        else:
+            self.abort()
