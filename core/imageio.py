@@ -259,7 +259,8 @@ def write_image(path: str | Path, array: np.ndarray, *, overwrite: bool = True) 
             if array.dtype == np.float64:
                 array = array.astype(np.float32)
             photometric = "rgb" if array.ndim == 3 and array.shape[-1] in (3, 4) else "minisblack"
-            tifffile.imwrite(tmp, array, photometric=photometric, compression="zlib")
+            tifffile.imwrite(tmp, array, photometric=photometric, compression="zlib",
+                             compressionargs={"level": 1})
         else:
             from PIL import Image
 
