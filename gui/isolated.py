@@ -1,0 +1,163 @@
+"""Running a stage in a child process, for the stages that use TensorFlow.
+
+Importing TensorFlow holds Python's global interpreter lock for seconds at
+a time (loading its native libraries), and so does tracing a model: in a
+thread of the GUI process that freezes the window. In a child process it
+cannot. The child runs the same stage function; its progress, log lines
+and per-epoch metrics come back through a pipe and are replayed on the
+parent's :class:`core.progress.Progress`, and Cancel is passed on through
+a shared event, so for the caller it behaves like a direct call.
+
+No Qt here: the child imports this module and the stage's, nothing else.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import traceback
+from collections.abc import Callable
+
+from core.errors import StageCancelled, UserInputError
+from core.progress import Progress
+
+# Packages of this application: a missing one means a stage that this
+# version does not ship yet, not a broken installation.
+LOCAL_PACKAGES = {"core", "segmentation", "synthetic", "training", "evaluation", "gui", "loop"}
+
+
+def is_missing_stage(exc: ImportError) -> bool:
+    """True when an import failed because a package of this application
+    (not a third-party library) lacks the module or name."""
+    name = getattr(exc, "name", None) or ""
+    return name.split(".")[0] in LOCAL_PACKAGES
+
+
+class StageUnavailable(Exception):
+    """The stage's module is not part of this version."""
+
+
+class ChildFailed(Exception):
+    """The stage failed in the child with an unexpected error; ``details``
+    holds the child's traceback."""
+
+    def __init__(self, message: str, details: str = "") -> None:
+        super().__init__(message)
+        self.details = details
+
+
+class _PipeProgress(Progress):
+    """The child's progress: forwards everything to the parent."""
+
+    def __init__(self, conn, cancel_event) -> None:
+        super().__init__()
+        self._conn = conn
+        self._cancel_event = cancel_event
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel_event.is_set()
+
+    def check_cancelled(self) -> None:
+        if self.cancelled:
+            raise StageCancelled("cancelled by the user")
+
+    def on_update(self, done: int, total: int, message: str) -> None:
+        self._conn.send(("update", done, total, message))
+
+    def on_log(self, text: str) -> None:
+        self._conn.send(("log", text))
+
+    def epoch_end(self, epoch: int, metrics: dict) -> None:
+        self._conn.send(("epoch", int(epoch), {k: v for k, v in dict(metrics).items()
+                                               if isinstance(v, (int, float, str))}))
+
+
+def _child_main(conn, cancel_event, fn: Callable, args: tuple, kwargs: dict) -> None:
+    progress = _PipeProgress(conn, cancel_event)
+    try:
+        result = fn(*args, progress=progress, **kwargs)
+        message = ("done", result)
+    except UserInputError as exc:
+        message = ("failed", "input", str(exc), "")
+    except StageCancelled:
+        message = ("failed", "cancelled", "", "")
+    except ImportError as exc:
+        kind = "unavailable" if is_missing_stage(exc) else "error"
+        message = ("failed", kind, _describe(exc), traceback.format_exc())
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which shows it
+        message = ("failed", "error", _describe(exc), traceback.format_exc())
+    try:
+        conn.send(message)
+    except Exception as exc:  # noqa: BLE001 - e.g. a result that cannot be pickled
+        conn.send(("failed", "error", f"the result could not be sent back ({_describe(exc)})",
+                   traceback.format_exc()))
+    conn.close()
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
+
+
+def run_in_child(fn: Callable, args: tuple, kwargs: dict, progress: Progress, *, poll_s: float = 0.05):
+    """Run ``fn(*args, progress=..., **kwargs)`` in a fresh child process.
+
+    ``fn`` must be a module-level function and its arguments and result
+    picklable. Progress, log lines and ``progress.epoch_end`` calls are
+    replayed on ``progress``; ``progress.cancelled`` is passed on.
+
+    Raises
+    ------
+    UserInputError, StageCancelled
+        As raised by the stage in the child.
+    StageUnavailable
+        When the stage's module is missing from this version.
+    ChildFailed
+        For any other error, or when the child died (killed, out of memory).
+    """
+    ctx = multiprocessing.get_context("spawn")  # fork is unsafe in a threaded Qt process
+    receiver, sender = ctx.Pipe(duplex=False)
+    cancel_event = ctx.Event()
+    child = ctx.Process(target=_child_main, args=(sender, cancel_event, fn, args, kwargs), daemon=True,
+                        name=f"segloop-{getattr(fn, '__name__', 'stage')}")
+    child.start()
+    sender.close()
+    outcome = None
+    try:
+        while outcome is None:
+            if progress.cancelled and not cancel_event.is_set():
+                cancel_event.set()
+            if receiver.poll(poll_s):
+                try:
+                    message = receiver.recv()
+                except EOFError:
+                    break
+                kind = message[0]
+                if kind == "update":
+                    progress.update(*message[1:])
+                elif kind == "log":
+                    progress.log(message[1])
+                elif kind == "epoch":
+                    if hasattr(progress, "epoch_end"):
+                        progress.epoch_end(message[1], message[2])
+                else:
+                    outcome = message
+            elif not child.is_alive() and not receiver.poll(0):
+                break
+    finally:
+        if outcome is None and child.is_alive():
+            child.terminate()
+        child.join(timeout=60)
+        receiver.close()
+    if outcome is None:
+        raise ChildFailed(f"the stage's process ended unexpectedly (exit status {child.exitcode})")
+    if outcome[0] == "done":
+        return outcome[1]
+    _, kind, text, details = outcome
+    if kind == "input":
+        raise UserInputError(text)
+    if kind == "cancelled":
+        raise StageCancelled("cancelled by the user")
+    if kind == "unavailable":
+        raise StageUnavailable(text)
+    raise ChildFailed(text, details)

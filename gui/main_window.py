@@ -1,0 +1,404 @@
+"""The main window: the controls on the left; Review, Training, Pool and
+Results tabs on the right; one progress bar with Cancel and a log below.
+
+Every stage runs in a :class:`gui.workers.StageWorker` thread. The window
+only validates fields, starts the worker, shows its progress and draws its
+result.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PyQt5.QtCore import Qt
+from PyQt5.QtGui import QKeySequence
+from PyQt5.QtWidgets import (
+    QAction,
+    QHBoxLayout,
+    QMainWindow,
+    QPlainTextEdit,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gui import dialogs, stages
+from gui.controls import AUTOSEG, CCD_SOURCE, SEGMENT, STAGE_TITLES, SYNTHESIZE, TRAIN, ControlsPanel
+from gui.pool_view import CCD, POOL, SYNTHETIC, PoolView
+from gui.progress_bar import StageProgressBar
+from gui.results_view import ResultsView
+from gui.review_panel import ReviewPanel
+from gui.settings import app_settings, read_value
+from gui.training_view import TrainingView
+from gui.workers import StageFailure, StageRunner, StageWorker
+
+ROOT = Path(__file__).resolve().parents[1]
+BUNDLED_MODEL = ROOT / "checkpoints"
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, workdir: str | None = None) -> None:
+        super().__init__()
+        self.setWindowTitle("SegLoop")
+        self.runner = StageRunner(self)
+        self.runner.stopped.connect(self._stage_stopped)
+        self._quit_when_stopped = False
+        self.messages: list[str] = []  # every message shown, for the log and for tests
+
+        self.controls = ControlsPanel()
+        self.controls.stageRequested.connect(self.start_stage)
+        scroll = QScrollArea()
+        scroll.setWidget(self.controls)
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(self.controls.sizeHint().width() + 24)
+
+        self.review = ReviewPanel()
+        self.review.message.connect(self.log)
+        self.review.saveRequested.connect(self.save_picked)
+        self.training = TrainingView()
+        self.pool = PoolView()
+        self.pool.deleteRequested.connect(self.delete_pool_objects)
+        self.results = ResultsView()
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.review, "Review")
+        self.tabs.addTab(self.training, "Training")
+        self.tabs.addTab(self.pool, "Pool")
+        self.tabs.addTab(self.results, "Results")
+
+        self.progress = StageProgressBar()
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop the running stage cleanly; files already written are kept")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel_stage)
+        self.log_view = QPlainTextEdit()
+        self.log_view.setReadOnly(True)
+        self.log_view.setMaximumBlockCount(5000)
+        self.log_view.setPlaceholderText("Messages from the stages appear here.")
+
+        bottom = QWidget()
+        bl = QVBoxLayout(bottom)
+        bl.setContentsMargins(0, 0, 0, 0)
+        row = QHBoxLayout()
+        row.addWidget(self.progress, 1)
+        row.addWidget(self.cancel_button)
+        bl.addLayout(row)
+        bl.addWidget(self.log_view, 1)
+        self.right = QSplitter(Qt.Vertical)
+        self.right.addWidget(self.tabs)
+        self.right.addWidget(bottom)
+        self.right.setStretchFactor(0, 4)
+        self.right.setStretchFactor(1, 1)
+        self.split = QSplitter(Qt.Horizontal)
+        self.split.addWidget(scroll)
+        self.split.addWidget(self.right)
+        self.split.setStretchFactor(1, 1)
+        self.setCentralWidget(self.split)
+        self._build_menus()
+
+        self.settings = app_settings()
+        self.controls.restore(self.settings)
+        self._restore_geometry()
+        if workdir:
+            self.controls.workdir.set_text(str(Path(workdir).expanduser().resolve()))
+        self._fill_defaults()
+        self.controls.workdir.edit.editingFinished.connect(self._workdir_changed)
+        self.controls.model.edit.editingFinished.connect(self._model_changed)
+        self._workdir_changed()
+        self.statusBar().showMessage("Ready")
+
+    # -- construction -------------------------------------------------------------
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        open_review = QAction("Open segmented photo for review", self)
+        open_review.setToolTip("Show the segmentation of the photo to segment, from the working directory")
+        open_review.triggered.connect(self.open_review)
+        file_menu.addAction(open_review)
+        quit_action = QAction("Quit", self)
+        quit_action.setShortcut(QKeySequence.Quit)
+        quit_action.triggered.connect(self.close)
+        file_menu.addAction(quit_action)
+        edit_menu = self.menuBar().addMenu("&Edit")
+        self.undo_action = QAction("Undo fill or pick", self)
+        self.undo_action.setShortcut(QKeySequence.Undo)
+        self.undo_action.triggered.connect(self.review.undo)
+        edit_menu.addAction(self.undo_action)
+        view_menu = self.menuBar().addMenu("&View")
+        for text, key, slot in (("Zoom in", "+", self.review.view.zoom_in),
+                                ("Zoom out", "-", self.review.view.zoom_out),
+                                ("Fit to window", "0", self.review.view.fit_to_window),
+                                ("Actual size (1:1)", "1", self.review.view.actual_size)):
+            action = QAction(text, self)
+            action.setShortcut(QKeySequence(key))
+            action.setShortcutContext(Qt.WidgetWithChildrenShortcut)
+            action.triggered.connect(slot)
+            self.review.addAction(action)
+            view_menu.addAction(action)
+
+    def _fill_defaults(self) -> None:
+        c = self.controls
+        if not c.model.text():
+            if (BUNDLED_MODEL / "model.keras").is_file():
+                c.model.set_text(str(BUNDLED_MODEL))
+            elif c.workdir.text():
+                c.model.set_text(str(Path(c.workdir.text()) / "model"))
+        if not c.photos.text() and c.workdir.text():
+            for name in ("photos", "images"):
+                folder = Path(c.workdir.text()) / name
+                if folder.is_dir():
+                    c.photos.set_text(str(folder))
+                    break
+
+    def _workdir_changed(self) -> None:
+        text = self.controls.workdir.text()
+        self.pool.set_workdir(text or None)
+        if text:
+            out = Path(text) / stages.SEGMENT_FOLDER
+            if (out / "objects.csv").is_file():
+                self.results.load(out)
+        self._model_changed()
+
+    def _model_changed(self) -> None:
+        if self.controls.model.text() and not self.runner.running:
+            self.training.load_history(Path(self.controls.model.text()) / "history.csv")
+
+    # -- log and messages ---------------------------------------------------------
+    def log(self, text: str) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        for line in str(text).rstrip().splitlines() or [""]:
+            self.log_view.appendPlainText(f"{stamp}  {line}")
+        self.statusBar().showMessage(str(text).splitlines()[0] if text else "", 10000)
+
+    def _message(self, kind: str, title: str, text: str) -> None:
+        self.messages.append(text)
+        {"inform": dialogs.inform, "warn": dialogs.warn, "error": dialogs.error}[kind](self, title, text)
+
+    # -- starting stages ----------------------------------------------------------
+    def start_stage(self, stage: str) -> bool:
+        """Validate the fields and start ``stage``; False if it did not start."""
+        if self.runner.running:
+            return False
+        problem = self.controls.validate(stage)
+        if problem is not None:
+            field, text = problem
+            self.log(text)
+            self._message("warn", "Check the fields", text)
+            field.edit.setFocus()
+            return False
+        c = self.controls
+        workdir = c.workdir.text()
+        title = STAGE_TITLES[stage]
+        if stage == AUTOSEG:
+            return self.run_job(title, stages.autoseg_job, c.photos.text(), workdir,
+                                polarity=c.polarity.currentData(), seed=c.seed.value(),
+                                on_done=lambda _r: self._show_pool(POOL))
+        if stage == SYNTHESIZE and c.source == CCD_SOURCE:
+            values = self._ask_ccd_settings()
+            if values is None:
+                return False
+            out = str(Path(workdir) / stages.CCD_FOLDER)
+            return self.run_job("Simulate CCD frames", stages.simulate_ccd_job, out, values=values,
+                                on_done=lambda _r: self._show_pool(CCD))
+        if stage == SYNTHESIZE:
+            return self.run_job(title, stages.synthesize_job, workdir, count=c.count.value(),
+                                size=c.size.value(), seed=c.seed.value(), objects_per_image=c.objects.value(),
+                                on_done=lambda _r: self._show_pool(SYNTHETIC))
+        if stage == TRAIN:
+            self.training.start(c.epochs.value(), Path(c.model.text()) / "history.csv")
+            self.tabs.setCurrentWidget(self.training)
+            return self.run_job(title, stages.train_job, str(c.training_data_dir()), c.model.text(),
+                                epochs=c.epochs.value(), batch_size=c.batch.value(), seed=c.seed.value(),
+                                patch_size=max(32, c.size.value() // 32 * 32),
+                                on_done=self._training_done, isolated=True)
+        out = str(Path(workdir) / stages.SEGMENT_FOLDER)
+        return self.run_job(title, stages.segment_job, c.model.text(), c.photo.text(), out,
+                            on_done=self._segment_done, isolated=True)
+
+    def run_job(self, name: str, fn, *args, on_done=None, isolated: bool = False, **kwargs) -> bool:
+        """Run ``fn(*args, progress=..., **kwargs)`` in a worker thread (in a
+        child process if ``isolated``) with the progress bar, Cancel and the
+        log wired to it; ``on_done(result)`` runs on the GUI thread when it
+        finishes."""
+        if self.runner.running:
+            return False
+        worker = StageWorker(name, fn, *args, isolated=isolated, **kwargs)
+        worker.progress.connect(self._on_progress)
+        worker.log.connect(self.log)
+        worker.epoch.connect(self.training.add_epoch)
+        worker.finished.connect(lambda result: self._on_finished(worker, result, on_done))
+        worker.failed.connect(self._on_failed)
+        self.progress.start(name)
+        self.log(f"{name}: started.")
+        self._set_busy(True)
+        return self.runner.start(worker)
+
+    def cancel_stage(self) -> None:
+        if self.runner.running:
+            self.runner.cancel()
+            self.cancel_button.setEnabled(False)
+            self.progress.stopping()
+            self.log(f"{self.runner.worker.name}: cancelling, the work done so far is kept.")
+
+    def _set_busy(self, busy: bool) -> None:
+        self.controls.set_busy(busy)
+        self.review.set_busy(busy)
+        self.pool.set_busy(busy)
+        self.cancel_button.setEnabled(busy)
+
+    # -- stage feedback -----------------------------------------------------------
+    def _on_progress(self, done: int, total: int, message: str) -> None:
+        worker = self.runner.worker
+        if worker is not None and worker.name == STAGE_TITLES[TRAIN]:
+            self.training.set_batch_progress(done, total, message)
+        self.progress.show_progress(done, total, message)
+
+    def _on_finished(self, worker: StageWorker, result, on_done) -> None:
+        summary = result.summary() if hasattr(result, "summary") else ""
+        cancelled = bool(getattr(result, "cancelled", False)) or worker.cancelled
+        if summary:
+            self.log(summary)
+        self.log(f"{worker.name}: {'cancelled' if cancelled else 'finished'}.")
+        self.progress.finish("cancelled" if cancelled else "done")
+        if on_done is not None:
+            try:
+                on_done(result)
+            except Exception as exc:  # noqa: BLE001 - drawing a result must not close the window
+                import traceback
+
+                self.log(traceback.format_exc())
+                self._message("error", "Could not show the result", f"{worker.name} finished, but its "
+                              f"result could not be shown ({type(exc).__name__}: {exc}).")
+
+    def _on_failed(self, failure: StageFailure) -> None:
+        self.progress.finish({"input": "stopped", "unavailable": "not available",
+                              "cancelled": "cancelled", "error": "failed"}[failure.kind])
+        self.log(failure.message)
+        worker = self.runner.worker
+        if worker is not None and worker.name == STAGE_TITLES[TRAIN]:
+            self.training.finished(failure.message)
+        if failure.details and failure.kind == "error":
+            self.log(failure.details)
+        if failure.kind == "input":
+            self._message("warn", "Please check", failure.message)
+        elif failure.kind == "unavailable":
+            self._message("inform", "Not available yet", failure.message)
+        elif failure.kind == "error":
+            self._message("error", "Something went wrong",
+                          failure.message + " The details are in the log.")
+
+    def _stage_stopped(self, _name: str) -> None:
+        self._set_busy(False)
+        if self._quit_when_stopped:
+            self.close()
+
+    # -- results ------------------------------------------------------------------
+    def _show_pool(self, mode: str) -> None:
+        self.pool.set_mode(mode)
+        self.pool.refresh()
+        self.tabs.setCurrentWidget(self.pool)
+
+    def _training_done(self, result) -> None:
+        self.training.finished(result.summary() if hasattr(result, "summary") else "Training finished.")
+        if not self.training.epochs:
+            self.training.load_history(Path(self.controls.model.text()) / "history.csv")
+
+    def _segment_done(self, outcome) -> None:
+        self.results.load(outcome.out_dir)
+        if outcome.review is not None:
+            self.review.set_session(outcome.review)
+            self.tabs.setCurrentWidget(self.review)
+        else:
+            self.tabs.setCurrentWidget(self.results)
+
+    def open_review(self) -> None:
+        c = self.controls
+        problem = c.validate(SEGMENT)
+        if problem is not None:
+            self._message("warn", "Check the fields", problem[1])
+            return
+        out = str(Path(c.workdir.text()) / stages.SEGMENT_FOLDER)
+        self.run_job("Open review", stages.open_review_job, c.photo.text(), out, c.model.text(),
+                     on_done=self._segment_done)
+
+    def save_picked(self) -> None:
+        session = self.review.session
+        if session is None or not session.selected:
+            self._message("inform", "Nothing picked", "Pick objects first: choose Pick objects and click them.")
+            return
+        problem = self.controls.check(self.controls.workdir, "folder")
+        if problem:
+            self._message("warn", "Check the fields", problem)
+            return
+
+        def done(names: list[str]) -> None:
+            self.review.picked_saved(names)
+            self.pool.refresh()
+
+        self.run_job("Save picked objects", stages.save_picked_job, session, self.controls.workdir.text(),
+                     on_done=done)
+
+    def delete_pool_objects(self, files: list[str]) -> None:
+        workdir = self.controls.workdir.text()
+        self.run_job("Delete pool objects", stages.delete_pool_job, workdir, files,
+                     on_done=lambda n: (self.log(f"Deleted {n} object{'s' if n != 1 else ''} from the pool."),
+                                               self.pool.refresh()))
+
+    def _ask_ccd_settings(self) -> dict | None:
+        try:
+            cls = stages.ccd_settings_class()
+        except ImportError:
+            text = "The Simulate CCD frames stage is not available yet in this version of SegLoop."
+            self.log(text)
+            self._message("inform", "Not available yet", text)
+            return None
+        c = self.controls
+        values = dialogs.ask_dataclass_settings(
+            self, cls, self.settings, "ccd", {"count": c.count.value(), "size": c.size.value(),
+                                              "seed": c.seed.value()},
+            title="Simulated CCD frames",
+            intro="Settings of the CCD detector simulator. Hover over a name for what it means; "
+                  "ranges are written 'low, high'.")
+        if values is not None:
+            c.count.setValue(int(values.get("count", c.count.value())))
+            c.size.setValue(int(values.get("size", c.size.value())))
+            c.seed.setValue(int(values.get("seed", c.seed.value())))
+        return values
+
+    # -- closing ------------------------------------------------------------------
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if self.runner.running:
+            if self._quit_when_stopped or dialogs.ask(
+                    self, "A stage is running",
+                    f"{self.runner.worker.name} is still running. Stop it and quit? "
+                    "Everything written so far is kept."):
+                self._quit_when_stopped = True
+                self.cancel_stage()
+            event.ignore()
+            return
+        self._save_settings()
+        self.pool.model.shutdown()
+        event.accept()
+
+    def _save_settings(self) -> None:
+        self.controls.save(self.settings)
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/split", self.split.saveState())
+        self.settings.setValue("window/right", self.right.saveState())
+        self.settings.setValue("window/tab", self.tabs.currentIndex())
+        self.settings.sync()
+
+    def _restore_geometry(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1400, 900)
+        for key, splitter in (("window/split", self.split), ("window/right", self.right)):
+            state = self.settings.value(key)
+            if state is not None:
+                splitter.restoreState(state)
+        self.tabs.setCurrentIndex(read_value(self.settings, "window/tab", 0, int))

@@ -1,0 +1,218 @@
+"""The state of one review: a photo, its segmentation, the objects the
+user picked, and an undo stack. No Qt here, so it is tested directly.
+
+The user corrects the model's result in two ways: a click on the
+background fills every closed contour (outlines the model drew without
+filling them), and a click on an object picks it (or un-picks it) for the
+object pool. Every fill and every pick can be undone.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from core.errors import UserInputError
+from core.imageio import read_image
+from segmentation import interactive
+
+FILL, PICK = "fill", "pick"
+MAX_UNDO = 100
+
+
+@dataclass
+class ClickOutcome:
+    """What a click did: ``changed`` says whether the mask or the selection
+    changed, ``message`` is the sentence shown to the user."""
+
+    changed: bool
+    message: str
+    explained: bool = False  # True when the click was not obeyed and why is in ``message``
+
+
+@dataclass
+class _Fill:
+    slices: tuple[slice, slice]
+    classes: np.ndarray
+    labels: np.ndarray
+
+
+class ReviewSession:
+    """A photo with its class mask (uint8, 0 = background) and instance
+    labels (int32, 0 = background), the picked objects and an undo stack."""
+
+    def __init__(self, image: np.ndarray, class_mask: np.ndarray, labels: np.ndarray | None = None, *,
+                 photo_path: str | Path = "photo", class_names: list[str] | None = None) -> None:
+        if class_mask.shape[:2] != image.shape[:2]:
+            raise UserInputError(
+                f"The mask ({class_mask.shape[1]}x{class_mask.shape[0]}) does not match the photo "
+                f"({image.shape[1]}x{image.shape[0]}): {photo_path}")
+        self.image = image
+        self.class_mask = np.ascontiguousarray(class_mask, dtype=np.uint8)
+        if labels is None or labels.shape != self.class_mask.shape:
+            labels = interactive.label_objects(self.class_mask)
+        self.labels = np.ascontiguousarray(labels, dtype=np.int32)
+        self.labels[self.class_mask == 0] = 0
+        unlabelled = (self.class_mask != 0) & (self.labels == 0)
+        if unlabelled.any():  # objects the label file missed still get an id
+            extra = interactive.label_objects(unlabelled)
+            self.labels[unlabelled] = extra[unlabelled] + self.labels.max()
+        self.photo_path = Path(photo_path)
+        n_classes = max(int(self.class_mask.max()), 1)
+        self.class_names = list(class_names) if class_names else ["background"] + [
+            f"class {i}" for i in range(1, n_classes + 1)]
+        self.selected: set[int] = set()
+        self._undo: list[tuple[str, object]] = []
+        self._slices = ndi.find_objects(self.labels)
+
+    # -- loading --------------------------------------------------------------
+    @classmethod
+    def from_segment_output(cls, photo: str | Path, out_dir: str | Path,
+                            model_dir: str | Path | None = None) -> ReviewSession:
+        """Load a photo and what the segment stage wrote for it in ``out_dir``
+        (``<stem>_mask.png`` and, when present, ``<stem>_labels.tif``)."""
+        photo, out_dir = Path(photo), Path(out_dir)
+        mask_path = out_dir / f"{photo.stem}_mask.png"
+        if not mask_path.is_file():
+            raise UserInputError(f"No segmentation of {photo.name} in {out_dir} (expected {mask_path.name}).")
+        image = read_image(photo)
+        mask = read_image(mask_path)
+        if mask.ndim == 3:
+            mask = mask[..., 0]
+        labels_path = out_dir / f"{photo.stem}_labels.tif"
+        labels = read_image(labels_path) if labels_path.is_file() else None
+        if labels is not None and labels.ndim == 3:
+            labels = labels[..., 0]
+        return cls(image, mask.astype(np.uint8), labels, photo_path=photo,
+                   class_names=_class_names(model_dir))
+
+    # -- queries ----------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.class_mask.shape
+
+    @property
+    def object_count(self) -> int:
+        return sum(s is not None for s in self._slices)
+
+    def selected_ids(self) -> list[int]:
+        return sorted(self.selected)
+
+    def object_patch(self, oid: int) -> tuple[int, int, np.ndarray] | None:
+        """(row, col, bool mask) of an object's bounding box, for drawing it."""
+        if oid <= 0 or oid > len(self._slices) or self._slices[oid - 1] is None:
+            return None
+        sl = self._slices[oid - 1]
+        return sl[0].start, sl[1].start, self.labels[sl] == oid
+
+    def class_name(self, index: int) -> str:
+        return self.class_names[index] if 0 <= index < len(self.class_names) else f"class {index}"
+
+    @property
+    def can_undo(self) -> bool:
+        return bool(self._undo)
+
+    # -- edits --------------------------------------------------------------------
+    def click(self, row: int, col: int, tool: str) -> ClickOutcome:
+        """Apply a click with the ``FILL`` or ``PICK`` tool."""
+        h, w = self.shape
+        if not (0 <= row < h and 0 <= col < w):
+            return ClickOutcome(False, "That click is outside the photo.", explained=True)
+        if tool == FILL:
+            return self.fill_from(row, col)
+        return self.toggle_at(row, col)
+
+    def fill_from(self, row: int, col: int) -> ClickOutcome:
+        oid = int(self.labels[row, col])
+        if self.class_mask[row, col] != 0:
+            return ClickOutcome(False, (
+                f"That pixel is inside object {oid} ({self.class_name(int(self.class_mask[row, col]))}), "
+                "not on the background. A fill starts from the background: click the empty area around "
+                "the objects. To pick this object for the pool, switch to Pick objects."), explained=True)
+        plan = interactive.plan_fill(self.class_mask, (row, col))
+        if plan.seed_enclosed:
+            return ClickOutcome(False, (
+                "That pixel is in a hole enclosed by an object, not on the open background: a fill "
+                "from there would leave exactly this hole open, so nothing was changed. Click the open "
+                "background around the objects instead; every closed contour is filled then, this "
+                "hole included."), explained=True)
+        if plan.added_pixels == 0:
+            return ClickOutcome(False, "No closed contour to fill: every background pixel is reachable "
+                                       "from where you clicked.")
+        rows = np.flatnonzero(plan.added.any(axis=1))
+        cols = np.flatnonzero(plan.added.any(axis=0))
+        sl = (slice(max(0, rows[0] - 1), rows[-1] + 2), slice(max(0, cols[0] - 1), cols[-1] + 2))
+        self._push("fill", _Fill(sl, self.class_mask[sl].copy(), self.labels[sl].copy()))
+        self.class_mask, self.labels = interactive.extend_all([self.class_mask, self.labels], plan.added)
+        self._slices = ndi.find_objects(self.labels)
+        regions = "closed contour" if plan.regions == 1 else "closed contours"
+        return ClickOutcome(True, f"Filled {plan.regions} {regions} ({plan.added_pixels} pixels). "
+                                  "Ctrl+Z undoes it.")
+
+    def toggle_at(self, row: int, col: int) -> ClickOutcome:
+        oid = interactive.object_at(self.labels, (row, col))
+        if oid == 0:
+            return ClickOutcome(False, "No object there: in Pick objects mode click an object to pick it. "
+                                       "To fill closed contours, switch to Fill background.", explained=True)
+        self._push("select", frozenset(self.selected))
+        if oid in self.selected:
+            self.selected.discard(oid)
+            verb = "Un-picked"
+        else:
+            self.selected.add(oid)
+            verb = "Picked"
+        return ClickOutcome(True, f"{verb} object {oid}; {len(self.selected)} picked.")
+
+    def clear_selection(self) -> None:
+        if self.selected:
+            self._push("select", frozenset(self.selected))
+            self.selected = set()
+
+    def undo(self) -> str | None:
+        """Undo the last fill or pick; returns what was undone, or None."""
+        if not self._undo:
+            return None
+        kind, state = self._undo.pop()
+        if kind == "select":
+            self.selected = set(state)
+            return "Undid the last pick."
+        sl = state.slices
+        self.class_mask[sl] = state.classes
+        self.labels[sl] = state.labels
+        self._slices = ndi.find_objects(self.labels)
+        return "Undid the last fill."
+
+    def _push(self, kind: str, state) -> None:
+        self._undo.append((kind, state))
+        del self._undo[:-MAX_UNDO]
+
+    # -- saving -------------------------------------------------------------------
+    def save_selected(self, workdir: str | Path) -> list[str]:
+        """Save the picked objects (crop + mask) into the working directory's
+        object pool with origin "picked"; returns the file names written."""
+        from segmentation.pool import add_objects
+
+        ids = self.selected_ids()
+        if not ids:
+            raise UserInputError("No objects are picked: in Pick objects mode click the good objects first.")
+        classes = interactive.object_classes(self.labels, self.class_mask, ids)
+        return add_objects(workdir, self.image, self.labels, ids, source_image=self.photo_path.name,
+                           origin="picked", classes=classes)
+
+
+def _class_names(model_dir: str | Path | None) -> list[str] | None:
+    """Class names from the model's model.json, when it says them."""
+    if not model_dir:
+        return None
+    try:
+        info = json.loads((Path(model_dir) / "model.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    names = info.get("classes") or info.get("class_names")
+    if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
+        return names
+    return None

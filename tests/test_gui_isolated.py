@@ -1,0 +1,117 @@
+"""Stages that load TensorFlow run in a child process so the window never
+freezes: progress, log, per-epoch metrics, cancel and every kind of failure
+must come back exactly as from a thread.
+
+The stage functions below are module-level so the child can import them;
+this module imports no Qt at the top to keep the child light."""
+
+import os
+import time
+
+import pytest
+
+from core.errors import UserInputError
+from core.progress import Progress
+
+
+def child_stage(n, *, progress):
+    for i in range(n + 1):
+        progress.update(i, n, f"step {i}")
+    progress.log("hello from the child")
+    progress.epoch_end(1, {"loss": 0.5, "val_loss": 0.4, "val_iou_grain": 0.7})
+    return {"pid": os.getpid()}
+
+
+def child_until_cancelled(*, progress):
+    for i in range(6000):
+        if progress.cancelled:
+            return {"stopped_at": i}
+        progress.update(i, 6000)
+        time.sleep(0.005)
+    return {"stopped_at": None}
+
+
+def child_bad_input(*, progress):
+    raise UserInputError("The model folder holds no model.keras: /m")
+
+
+def child_missing_stage(*, progress):
+    import evaluation.no_such_module  # noqa: F401
+
+
+def child_dies(*, progress):
+    progress.update(1, 2)
+    os._exit(3)
+
+
+class Recorder(Progress):
+    def __init__(self):
+        super().__init__()
+        self.updates, self.epochs = [], []
+
+    def on_update(self, done, total, message):
+        self.updates.append((done, total, message))
+
+    def epoch_end(self, epoch, metrics):
+        self.epochs.append((epoch, metrics))
+
+
+def test_child_runs_the_stage_and_relays_everything():
+    from gui.isolated import run_in_child
+
+    progress = Recorder()
+    result = run_in_child(child_stage, (3,), {}, progress)
+    assert result["pid"] != os.getpid()
+    assert progress.updates[-1] == (3, 3, "step 3") and len(progress.updates) == 4
+    assert progress.lines == ["hello from the child"]
+    assert progress.epochs == [(1, {"loss": 0.5, "val_loss": 0.4, "val_iou_grain": 0.7})]
+
+
+def test_child_failures_are_raised_as_in_a_thread():
+    from gui.isolated import ChildFailed, StageUnavailable, run_in_child
+
+    with pytest.raises(UserInputError, match="no model.keras"):
+        run_in_child(child_bad_input, (), {}, Progress())
+    with pytest.raises(StageUnavailable):
+        run_in_child(child_missing_stage, (), {}, Progress())
+    with pytest.raises(ChildFailed, match="exit status 3"):
+        run_in_child(child_dies, (), {}, Progress())
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch):
+    from PyQt5.QtWidgets import QMessageBox
+
+    from gui.main_window import MainWindow
+    from gui.settings import SETTINGS_DIR_VARIABLE
+
+    monkeypatch.setenv(SETTINGS_DIR_VARIABLE, str(tmp_path / "settings"))
+    shown = []
+    for kind in ("information", "warning", "critical"):
+        monkeypatch.setattr(QMessageBox, kind, staticmethod(lambda *a, _k=kind, **k: shown.append((_k, a[2]))))
+    w = MainWindow(workdir=str(tmp_path / "wd"))
+    w.shown = shown
+    qtbot.addWidget(w)
+    w.show()
+    return w
+
+
+def test_window_runs_an_isolated_stage_with_progress_epochs_and_cancel(qtbot, window):
+    results = []
+    with qtbot.waitSignal(window.runner.stopped, timeout=60000):
+        window.run_job("Child", child_stage, 4, isolated=True, on_done=results.append)
+    assert results[0]["pid"] != os.getpid()
+    assert window.progress.value() == window.progress.maximum() == 4
+    assert "hello from the child" in window.log_view.toPlainText()
+    assert window.training.best_epoch == 1 and "grain" in window.training.iou_plot.series
+
+    with qtbot.waitSignal(window.runner.stopped, timeout=60000):
+        window.run_job("Long child", child_until_cancelled, isolated=True, on_done=results.append)
+        qtbot.waitUntil(lambda: window.progress.value() > 5, timeout=30000)
+        window.cancel_stage()
+    assert results[1]["stopped_at"] is not None
+
+    with qtbot.waitSignal(window.runner.stopped, timeout=60000):
+        window.run_job("Broken", child_dies, isolated=True)
+    assert window.shown[-1][0] == "critical" and "ended unexpectedly" in window.shown[-1][1]
+    assert window.controls.buttons["train"].isEnabled()
