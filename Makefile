@@ -12,7 +12,7 @@ QT_DEBS := libgl1 libglib2.0-0 libfontconfig1 libxkbcommon-x11-0 libdbus-1-3 \
            libxcb-render-util0 libxcb-shape0 libxcb-randr0 libxcb-xfixes0 \
            libxcb-xkb1 libxkbcommon0 fonts-dejavu-core
 
-.PHONY: run test lint bench screenshot system-deps clean
+.PHONY: run test lint screenshot system-deps clean
 
 run: $(STAMP) system-deps
 	$(PY) app.py --workdir working_directory
@@ -37,6 +37,9 @@ $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
+
+screenshot: $(STAMP) system-deps
+	$(PY) scripts/screenshot.py --photos working_directory/photos --out docs/images
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -170,6 +170,7 @@ def _run_refine(args, progress) -> int:
     return 0
 
 
+NEEDS_TENSORFLOW = {"train", "segment", "pipeline", "refine"}
 LOCAL_PACKAGES = {"core", "segmentation", "synthetic", "training", "evaluation", "gui", "loop"}
 
 HANDLERS = {
@@ -197,6 +198,10 @@ def run_cli(argv: list[str]) -> int:
 
     progress = TerminalProgress()
     try:
+        if args.command in NEEDS_TENSORFLOW:
+            from core.quiet_tf import import_tensorflow
+
+            import_tensorflow()
         return HANDLERS[args.command](args, progress)
     except UserInputError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -75,6 +75,9 @@ class _PipeProgress(Progress):
 def _child_main(conn, cancel_event, fn: Callable, args: tuple, kwargs: dict) -> None:
     progress = _PipeProgress(conn, cancel_event)
     try:
+        from core.quiet_tf import import_tensorflow
+
+        import_tensorflow()
         result = fn(*args, progress=progress, **kwargs)
         message = ("done", result)
     except UserInputError as exc:

@@ -1,0 +1,107 @@
+"""Reading a model folder safely: ``model.keras`` + ``model.json``.
+
+Models are loaded with Keras' ``safe_mode=True``: a model file that carries
+Python code (a ``Lambda`` layer with a pickled function, for instance) is
+refused instead of being run, so opening a model someone sent you cannot
+execute anything. Every problem becomes one :class:`UserInputError`
+sentence naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from core.errors import UserInputError
+
+MODEL_FILE = "model.keras"
+META_FILE = "model.json"
+META_FORMAT = "segloop-unet"
+
+
+def read_meta(model_dir: str | Path) -> dict:
+    """The contents of ``model_dir/model.json``.
+
+    Raises :class:`UserInputError` when the folder or the file is missing
+    or the file is not a model description.
+    """
+    model_dir = Path(model_dir)
+    if not model_dir.exists():
+        raise UserInputError(f"The model folder does not exist: {model_dir}")
+    if not model_dir.is_dir():
+        raise UserInputError(f"The model folder is not a folder: {model_dir}")
+    path = model_dir / META_FILE
+    if not path.is_file():
+        raise UserInputError(f"The model folder has no {META_FILE} (is it a trained model folder?): {model_dir}")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserInputError(f"{META_FILE} is unreadable: {path} ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != META_FORMAT:
+        raise UserInputError(f"{path} does not describe a model of this application")
+    for key in ("classes", "normalization", "architecture"):
+        if key not in meta:
+            raise UserInputError(f"{path} lacks the '{key}' entry")
+    return meta
+
+
+def load_keras_model(path: str | Path, *, compile: bool = False):
+    """Load a ``.keras`` file in safe mode, turning every failure into a
+    :class:`UserInputError` naming the file."""
+    import keras
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"The model file is missing: {path}")
+    if compile:
+        from training.losses import keras_objects
+
+        keras_objects()  # registers the loss so a compiled model can be rebuilt
+    try:
+        return keras.saving.load_model(path, compile=compile, safe_mode=True)
+    except ValueError as exc:
+        text = str(exc)
+        if "safe_mode" in text or "Lambda" in text or "lambda" in text:
+            raise UserInputError(
+                f"The model file {path} was refused: it contains Python code (such as a Lambda layer) "
+                "that could run anything on this computer; only models saved by this application are loaded"
+            ) from None
+        raise UserInputError(f"The model file {path} could not be read: {_first_line(text)}") from None
+    except Exception as exc:  # noqa: BLE001 - corrupt zip, wrong format, truncated file...
+        raise UserInputError(f"The model file {path} could not be read: {_first_line(str(exc))}") from None
+
+
+def _first_line(text: str) -> str:
+    text = text.strip()
+    return (text.splitlines()[0] if text else "unknown error")[:200]
+
+
+def load_model(model_dir: str | Path, *, compile: bool = False):
+    """Load a trained model folder.
+
+    Parameters
+    ----------
+    model_dir : path
+        Folder holding ``model.keras`` and ``model.json``.
+    compile : bool
+        Also restore the loss and optimiser state (to continue training).
+
+    Returns
+    -------
+    (keras.Model, dict)
+        The model and its description (model.json).
+
+    Raises
+    ------
+    UserInputError
+        Missing folder or file, a file that is not a model, a model file
+        refused by safe mode, or a model that does not match its model.json.
+    """
+    meta = read_meta(model_dir)
+    model = load_keras_model(Path(model_dir) / MODEL_FILE, compile=compile)
+    classes = len(meta["classes"])
+    outputs = model.outputs[0].shape[-1] if model.outputs else None
+    if outputs is not None and outputs != classes:
+        raise UserInputError(
+            f"The model in {model_dir} predicts {outputs} classes but its {META_FILE} lists {classes}")
+    return model, meta

@@ -1,0 +1,170 @@
+"""The segment stage: a trained model applied to photos, and every object measured.
+
+For each photo ``<stem>.<ext>`` the output folder receives ``<stem>_mask.png``
+(uint8 class index, 0 background), ``<stem>_labels.tif`` (instances),
+``<stem>_overlay.png`` (outlines and ids over the photo) and
+``<stem>_objects.csv``; for the folder ``objects.csv`` (one row per object),
+``summary.csv`` (one row per photo), ``size_histogram.png`` and
+``segment.json`` (the scale each photo was segmented at).
+
+Object scale: a model trained on synthetic images knows the median object
+diameter it saw (``object_diameter`` in model.json). Each photo is resampled
+so that its objects have about that size: the size is first estimated by
+classical auto-segmentation, then checked on the model's own result, and the
+photo is segmented again at a corrected scale when the two disagree by more
+than half.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.atomic import write_json_atomic
+from core.errors import ImageReadError, UserInputError
+from core.imageio import list_images, read_image
+from core.progress import Progress
+
+
+@dataclass
+class SegmentSettings:
+    scale: float = 0.0            # resampling factor; 0 = automatic from the object size
+    tile: int | None = None       # tile side (default: the model's)
+    split: bool = True            # split touching objects into separate instances
+    pixel_size: float | None = None  # calibration for the measurements
+    unit: str = "µm"
+    include_border: bool = False  # objects cut by the edge in the size distribution
+
+    def check(self) -> None:
+        if self.scale < 0 or self.scale > 16:
+            raise UserInputError(f"Scale must be 0 (automatic) or between 0 and 16, not {self.scale}")
+        if self.pixel_size is not None and not (self.pixel_size > 0 and np.isfinite(self.pixel_size)):
+            raise UserInputError(f"Pixel size must be a positive number, not {self.pixel_size}")
+
+
+@dataclass
+class SegmentResult:
+    photos: int = 0
+    objects: int = 0
+    failed: list[str] = field(default_factory=list)
+    out: str = ""
+    scales: dict = field(default_factory=dict)
+    cancelled: bool = False
+    measurement_text: str = ""
+
+    def summary(self) -> str:
+        text = f"Segmented {self.photos} photo(s) into {self.out}: {self.objects} objects."
+        if self.measurement_text:
+            text += " " + self.measurement_text
+        if self.failed:
+            text += f" {len(self.failed)} photo(s) could not be read."
+        if self.cancelled:
+            text += " Cancelled before the end; the photos done so far are written."
+        return text
+
+
+def estimate_scale(image: np.ndarray, meta: dict) -> float:
+    """Resampling factor that gives the photo's objects the model's object size
+    (1.0 when the model has none or no object is found)."""
+    from segmentation.autoseg import find_objects
+
+    target = float(meta.get("object_diameter") or 0.0)
+    if target <= 0:
+        return 1.0
+    diameter = find_objects(image).median_diameter()
+    return _clip_scale(target / diameter, image.shape) if diameter > 0 else 1.0
+
+
+def _clip_scale(scale: float, shape) -> float:
+    largest = max(shape[:2])
+    upper = min(4.0, 8000.0 / largest)  # never enlarge a photo beyond 8000 pixels
+    lower = max(1.0 / 8.0, 32.0 / largest)
+    return float(np.clip(scale, lower, max(upper, lower)))
+
+
+def _median_diameter(mask: np.ndarray) -> float:
+    from segmentation.instances import split_touching
+
+    labels = split_touching(mask > 0)
+    if labels.max() == 0:
+        return 0.0
+    areas = np.bincount(labels.ravel())[1:]
+    areas = areas[areas > 0]
+    return float(np.sqrt(4.0 * np.median(areas) / np.pi))
+
+
+def segment_photo(model, meta: dict, image: np.ndarray, *, scale: float = 0.0,
+                  tile: int | None = None) -> tuple[np.ndarray, float]:
+    """The class mask of one photo and the scale it was predicted at."""
+    from evaluation.predict import predict_mask
+
+    automatic = scale <= 0
+    scale = estimate_scale(image, meta) if automatic else scale
+    mask = predict_mask(model, meta, image, scale=scale, tile=tile)
+    target = float(meta.get("object_diameter") or 0.0)
+    if automatic and target > 0:
+        seen = _median_diameter(mask) * scale
+        if seen > 0 and not 0.67 <= seen / target <= 1.5:
+            better = _clip_scale(scale * target / seen, image.shape)
+            if abs(np.log(better / scale)) > np.log(1.2):
+                scale = better
+                mask = predict_mask(model, meta, image, scale=scale, tile=tile)
+    return mask, scale
+
+
+def run_segment(model_dir: str | Path, images: str | Path, out: str | Path, *,
+                settings: SegmentSettings | None = None, progress: Progress | None = None) -> SegmentResult:
+    """Segment a photo or a folder of photos and measure every object."""
+    from evaluation.exports import MeasurementCollector
+    from evaluation.model_io import read_meta
+    from evaluation.predict import load_model
+
+    settings = settings or SegmentSettings()
+    settings.check()
+    progress = progress or Progress()
+    files = list_images(images, what="photos folder or photo")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserInputError(f"The output folder is a file: {out}")
+    if any(out.resolve() == p.resolve().parent for p in files[:1]):
+        raise UserInputError(f"Choose an output folder other than the photos folder: {out}")
+    read_meta(model_dir)  # a wrong model folder is reported before any work
+    progress.update(0, len(files), "loading the model")
+    model, meta = load_model(model_dir)
+    classes = list(meta.get("classes", ["background", "object"]))
+    result = SegmentResult(out=str(out))
+    collector = MeasurementCollector(out, pixel_size=settings.pixel_size, unit=settings.unit,
+                                     class_names=classes, include_border=settings.include_border,
+                                     split=settings.split)
+    try:
+        for i, path in enumerate(files):
+            if progress.cancelled:
+                result.cancelled = True
+                break
+            progress.update(i, len(files), f"segmenting {path.name}")
+            try:
+                image = read_image(path, warn=progress.log)
+            except ImageReadError as exc:
+                result.failed.append(path.name)
+                progress.log(f"skipped: {exc}")
+                continue
+            mask, scale = segment_photo(model, meta, image, scale=settings.scale, tile=settings.tile)
+            measured = collector.add(path.stem, image, mask, image_name=path.name)
+            result.photos += 1
+            result.objects += measured.count
+            result.scales[path.name] = round(scale, 4)
+            progress.log(f"{path.name}: {measured.count} objects (segmented at scale {scale:.2f})")
+    except BaseException:
+        collector.finish()
+        raise
+    folder = collector.finish()
+    result.measurement_text = folder.summary_text()
+    if result.photos == 0 and result.failed:
+        raise UserInputError(f"None of the {len(files)} photo(s) could be read (first: {result.failed[0]})")
+    write_json_atomic(out / "segment.json", {"model": str(Path(model_dir).resolve()),
+                                             "settings": asdict(settings), "scales": result.scales,
+                                             "photos": result.photos, "objects": result.objects})
+    progress.update(len(files), len(files), "done")
+    return result

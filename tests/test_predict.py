@@ -1,0 +1,247 @@
+"""Tiled prediction, safe model loading and prediction files."""
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from core.errors import UserInputError  # noqa: E402
+from core.imageio import read_image  # noqa: E402
+from evaluation.overlay import class_colour, overlay_image, write_prediction  # noqa: E402
+from evaluation.predict import (  # noqa: E402
+    blend_window,
+    iter_probability_bands,
+    load_model,
+    predict_mask,
+    predict_probabilities,
+    reflect_indices,
+    tile_starts,
+)
+
+
+def _meta(num_classes=3, depth=3, mode="percentile"):
+    return {"format": "segloop-unet", "classes": ["background"] + [f"c{i}" for i in range(1, num_classes)],
+            "num_classes": num_classes, "normalization": {"mode": mode, "low": 0.5, "high": 99.5},
+            "architecture": {"depth": depth, "base_filters": 4, "pad_multiple": 2 ** depth},
+            "tile_size": 64}
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A tiny trained model folder with 2 classes."""
+    from test_train import TINY, make_discs
+
+    from training.train import TrainSettings, run_training
+
+    data = make_discs(tmp_path_factory.mktemp("discs"), count=6)
+    folder = tmp_path_factory.mktemp("model")
+    run_training(data, folder, settings=TrainSettings(epochs=6, augment=False, **TINY))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def loaded(model_dir):
+    return load_model(model_dir)
+
+
+def _photo(h=150, w=130, seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:h, :w]
+    image = 100 + 60 * np.sin(yy / 9.0) * np.cos(xx / 7.0) + rng.normal(0, 10, (h, w))
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def _local_model(size):
+    """A network whose output depends on a size x size neighbourhood only."""
+    inputs = keras.Input((None, None, 1))
+    x = keras.layers.Conv2D(3, size, padding="same")(inputs)
+    return keras.Model(inputs, keras.layers.Activation("softmax")(x))
+
+
+def test_tile_blending_is_exact_for_a_pixelwise_network():
+    keras.utils.set_random_seed(1)
+    meta, image = _meta(depth=2), _photo()
+    pixelwise = _local_model(1)
+    whole = predict_probabilities(pixelwise, meta, image, tile=256)
+    for tile, overlap in [(48, 16), (64, 0), (32, 12)]:
+        np.testing.assert_allclose(predict_probabilities(pixelwise, meta, image, tile=tile, overlap=overlap),
+                                   whole, atol=1e-6)
+    # With 5 x 5 context the tile edges differ; the blending hides them.
+    local = _local_model(5)
+    whole = predict_probabilities(local, meta, image, tile=256)
+    blended = np.abs(predict_probabilities(local, meta, image, tile=48, overlap=16) - whole)
+    seamy = np.abs(predict_probabilities(local, meta, image, tile=48, overlap=0) - whole)
+    assert blended[4:-4, 4:-4].max() < 0.01 < seamy[4:-4, 4:-4].max()
+
+
+def test_tiled_prediction_equals_untiled_away_from_borders(loaded):
+    model, meta = loaded
+    image = _photo(200, 180)
+    whole = predict_probabilities(model, meta, image, tile=256)  # one tile covers it
+    tiled = predict_probabilities(model, meta, image, tile=64, overlap=32)
+    assert tiled.shape == whole.shape == (200, 180, 2)
+    np.testing.assert_allclose(tiled.sum(-1), 1.0, atol=1e-5)
+    diff = np.abs(tiled - whole)[8:-8, 8:-8]
+    assert diff.max() < 0.1 and np.percentile(diff, 99) < 0.02
+    assert (tiled.argmax(-1) == whole.argmax(-1)).mean() > 0.995
+
+
+def test_bands_cover_every_row_once_in_order(loaded):
+    model, meta = loaded
+    image = _photo(200, 90)
+    starts, total = [], 0
+    for y0, band in iter_probability_bands(model, meta, image, tile=48, overlap=16):
+        assert y0 == total and band.shape[1:] == (90, 2)
+        starts.append(y0)
+        total += band.shape[0]
+    assert total == 200 and len(starts) > 3
+
+
+@pytest.mark.parametrize("kind", ["uint16", "float", "rgb", "rgba"])
+def test_any_dtype_and_channels_gives_the_same_mask(loaded, kind):
+    model, meta = loaded
+    gray = _photo()
+    reference = predict_mask(model, meta, gray)
+    image = {"uint16": gray.astype(np.uint16) * 257, "float": gray.astype(np.float32) / 255.0 - 0.3,
+             "rgb": np.repeat(gray[..., None], 3, -1),
+             "rgba": np.dstack([gray, gray, gray, np.full_like(gray, 255)])}[kind]
+    mask = predict_mask(model, meta, image)
+    assert mask.dtype == np.uint8 and mask.shape == gray.shape
+    assert (mask == reference).mean() > 0.99
+
+
+def test_photo_smaller_than_a_tile_and_odd_sizes(loaded):
+    model, meta = loaded
+    for shape in [(5, 7), (1, 1), (17, 200)]:
+        probs = predict_probabilities(model, meta, _photo(*shape))
+        assert probs.shape == shape + (2,)
+        np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
+
+
+def test_scale_resamples_and_returns_the_original_size(loaded):
+    model, meta = loaded
+    image = _photo(120, 100)
+    mask, foreground = predict_mask(model, meta, image, scale=0.5, return_foreground=True)
+    assert mask.shape == (120, 100) and foreground.shape == (120, 100)
+    assert foreground.min() >= 0 and foreground.max() <= 1
+    probs = predict_probabilities(model, meta, image, scale=1.6, tile=48)
+    assert probs.shape == (120, 100, 2)
+    np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-4)
+
+
+def test_tiling_helpers():
+    assert tile_starts(100, 64, 16) == [0, 36]
+    assert tile_starts(30, 64, 16) == [0]
+    starts = tile_starts(1000, 256, 32)
+    assert starts[-1] == 1000 - 256 and all(b - a <= 224 for a, b in zip(starts, starts[1:]))
+    w = blend_window(64, 16)
+    assert w.min() > 0 and w[32] == 1 and w[0] < 1e-4 and np.allclose(w, w[::-1])
+    assert np.all(np.diff(w[:16]) > 0)
+    np.testing.assert_array_equal(reflect_indices(-2, 8, 4), [2, 1, 0, 1, 2, 3, 2, 1])
+    assert reflect_indices(0, 5, 1).tolist() == [0] * 5
+
+
+def test_overlay_and_prediction_files(tmp_path):
+    image = _photo(20, 30)
+    mask = np.zeros((20, 30), np.uint8)
+    mask[5:15, 5:15], mask[2:4, 20:28] = 1, 2
+    paths = write_prediction(tmp_path, "photo", image, mask)
+    assert [p.name for p in paths] == ["photo_mask.png", "photo_overlay.png"]
+    np.testing.assert_array_equal(read_image(tmp_path / "photo_mask.png"), mask)
+    overlay = overlay_image(image, mask)
+    assert overlay.shape == (20, 30, 3)
+    assert tuple(overlay[5, 5]) == class_colour(1) and tuple(overlay[2, 20]) == class_colour(2)
+    assert overlay[0, 0, 0] == overlay[0, 0, 1] == image[0, 0]  # background untouched
+    assert class_colour(1) != class_colour(2)
+
+
+def test_missing_or_incomplete_model_folder(tmp_path, model_dir):
+    with pytest.raises(UserInputError, match="does not exist"):
+        load_model(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserInputError, match="no model.json"):
+        load_model(tmp_path / "empty")
+    (tmp_path / "empty" / "model.json").write_text(json.dumps(_meta()))
+    with pytest.raises(UserInputError, match="model file is missing"):
+        load_model(tmp_path / "empty")
+    (tmp_path / "empty" / "model.keras").write_bytes(b"not a zip at all")
+    with pytest.raises(UserInputError, match="could not be read"):
+        load_model(tmp_path / "empty")
+    (tmp_path / "empty" / "model.json").write_text(json.dumps(_meta(num_classes=3)))
+    (tmp_path / "empty" / "model.keras").write_bytes((model_dir / "model.keras").read_bytes())
+    with pytest.raises(UserInputError, match="predicts 2 classes"):
+        load_model(tmp_path / "empty")
+
+
+def test_tampered_model_with_code_is_refused(tmp_path, model_dir):
+    """A model file whose last layer was replaced by a Lambda layer carrying
+    Python bytecode must not load (it could run anything)."""
+    evil = keras.layers.Lambda(lambda x: __import__("os").getcwd() and x, name="probabilities")
+    evil_config = keras.saving.serialize_keras_object(evil)
+    assert "code" in json.dumps(evil_config)  # the function travels as marshalled bytecode
+    tampered = tmp_path / "tampered"
+    tampered.mkdir()
+    (tampered / "model.json").write_text((model_dir / "model.json").read_text())
+    with zipfile.ZipFile(model_dir / "model.keras") as src, \
+            zipfile.ZipFile(tampered / "model.keras", "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "config.json":
+                config = json.loads(data)
+                layers = config["config"]["layers"]
+                index = next(i for i, layer in enumerate(layers) if layer["name"] == "probabilities")
+                evil_config["inbound_nodes"] = layers[index]["inbound_nodes"]
+                evil_config["name"] = "probabilities"
+                layers[index] = evil_config
+                data = json.dumps(config).encode()
+            dst.writestr(item, data)
+    with pytest.raises(UserInputError) as info:
+        load_model(tampered)
+    message = str(info.value)
+    assert "refused" in message and "Lambda" in message and "\n" not in message
+
+
+def test_progress_per_tile_row_and_cancel(loaded):
+    from core.errors import StageCancelled
+    from core.progress import Progress
+
+    model, meta = loaded
+    seen = []
+
+    class Recorder(Progress):
+        def on_update(self, done, total, message):
+            seen.append((done, total))
+
+    predict_mask(model, meta, _photo(200, 60), tile=64, overlap=16, progress=Recorder())
+    assert seen[0] == (0, 4) and seen[-1] == (4, 4)
+
+    class CancelAtSecondRow(Progress):
+        def on_update(self, done, total, message):
+            if done == 1:
+                self.cancel()
+
+    with pytest.raises(StageCancelled):
+        predict_mask(model, meta, _photo(200, 60), tile=64, overlap=16, progress=CancelAtSecondRow())
+
+
+def test_streamed_resampling_equals_whole_array_resampling():
+    from evaluation.resample import RowResampler, resample_image
+
+    rng = np.random.default_rng(0)
+    source = rng.random((40, 30, 2)).astype(np.float32)
+    for dst in [(100, 75), (17, 12)]:
+        streamer = RowResampler(40, 30, *dst)
+        out, y0 = [], 0
+        for rows in (7, 1, 13, 19):
+            for start, band in streamer.push(y0, source[y0:y0 + rows], last=y0 + rows == 40):
+                assert start == sum(b.shape[0] for b in out)
+                out.append(band)
+            y0 += rows
+        streamed = np.concatenate(out)
+        assert streamed.shape == dst + (2,)
+        if dst == (100, 75):  # an exact 2.5x enlargement: no anti-aliasing involved
+            np.testing.assert_allclose(streamed[..., 1], resample_image(source[..., 1], 2.5), atol=1e-6)
+    assert resample_image(np.ones((50, 40), np.float32), 0.3).shape == (15, 12)

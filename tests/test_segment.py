@@ -1,0 +1,103 @@
+"""The segment stage and the pipeline, with a real (tiny) trained model."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from core.errors import UserInputError
+from core.imageio import read_image, write_image
+from evaluation.segment import SegmentSettings, run_segment
+from helpers import run_app
+from loop.pipeline import PipelineSettings, run_pipeline
+from segmentation.autoseg import run_autoseg
+from synthetic.compose import SynthesisSettings, run_synthesize
+from synthetic.scenes import render_particle_scene
+from training.train import TrainSettings, run_training
+
+
+def tiny_training(epochs=6, seed=0):
+    return TrainSettings(epochs=epochs, batch_size=4, patch_size=64, depth=2, base_filters=8,
+                         preset="cpu", seed=seed, patience=50, tile_size=128)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("segment")
+    photos = root / "photos"
+    photos.mkdir()
+    for i in range(2):
+        image, _ = render_particle_scene((192, 256), count=14, radius=(6, 11), seed=40 + i)
+        write_image(photos / f"p{i}.png", image)
+    run_autoseg(photos, root / "wd")
+    run_synthesize(root / "wd", settings=SynthesisSettings(count=24, size=64, object_diameter=16))
+    run_training(root / "wd" / "synthetic", root / "model", settings=tiny_training())
+    return root
+
+
+def test_segment_writes_every_output(trained, tmp_path):
+    result = run_segment(trained / "model", trained / "photos", tmp_path / "out")
+    out = tmp_path / "out"
+    assert result.photos == 2 and result.objects > 0
+    for stem in ("p0", "p1"):
+        for suffix in ("_mask.png", "_labels.tif", "_overlay.png", "_objects.csv"):
+            assert (out / f"{stem}{suffix}").exists(), stem + suffix
+        mask = read_image(out / f"{stem}_mask.png")
+        assert mask.dtype == np.uint8 and mask.shape == (192, 256)
+    with open(out / "summary.csv", newline="", encoding="utf-8") as fh:
+        assert len(list(csv.DictReader(fh))) == 2
+    with open(out / "objects.csv", newline="", encoding="utf-8") as fh:
+        assert len(list(csv.DictReader(fh))) == result.objects
+    assert (out / "size_histogram.png").exists()
+    info = json.loads((out / "segment.json").read_text())
+    assert set(info["scales"]) == {"p0.png", "p1.png"}
+    # the model saw objects about 16 px across; these photos' are about 17, so little resampling
+    assert all(0.5 < s < 2.0 for s in info["scales"].values())
+
+
+def test_segment_finds_the_particles(trained, tmp_path):
+    image, truth = render_particle_scene((192, 256), count=14, radius=(6, 11), seed=77)
+    write_image(tmp_path / "new.png", image)
+    run_segment(trained / "model", tmp_path / "new.png", tmp_path / "out")
+    mask = read_image(tmp_path / "out" / "new_mask.png") > 0
+    iou = (mask & (truth > 0)).sum() / (mask | (truth > 0)).sum()
+    assert iou > 0.6
+
+
+def test_fixed_scale_is_obeyed(trained, tmp_path):
+    result = run_segment(trained / "model", trained / "photos" / "p0.png", tmp_path / "out",
+                         settings=SegmentSettings(scale=0.5))
+    assert result.scales == {"p0.png": 0.5}
+
+
+def test_bad_model_folder_and_photos(trained, tmp_path):
+    (tmp_path / "empty_model").mkdir()
+    with pytest.raises(UserInputError, match="model.json"):
+        run_segment(tmp_path / "empty_model", trained / "photos", tmp_path / "out")
+    with pytest.raises(UserInputError, match="does not exist"):
+        run_segment(trained / "model", tmp_path / "nowhere", tmp_path / "out")
+    with pytest.raises(UserInputError, match="other than the photos folder"):
+        run_segment(trained / "model", trained / "photos", trained / "photos")
+
+
+def test_segment_cli(trained, tmp_path):
+    ok = run_app("segment", "--model", trained / "model", "--images", trained / "photos", "--out", tmp_path / "o")
+    assert ok.returncode == 0, ok.stderr
+    assert "Segmented 2 photo(s)" in ok.stdout
+    assert "oneDNN" not in ok.stderr and "Traceback" not in ok.stderr
+    bad = run_app("segment", "--model", tmp_path, "--images", trained / "photos", "--out", tmp_path / "o2")
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_pipeline_runs_every_stage(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    image, _ = render_particle_scene((160, 200), count=10, radius=(6, 10), seed=5)
+    write_image(photos / "a.png", image)
+    settings = PipelineSettings(synthetic_count=12, synthetic_size=64, train=tiny_training(epochs=2))
+    result = run_pipeline(photos, tmp_path / "wd", tmp_path / "model", settings=settings)
+    assert list(result.steps) == ["auto-segmentation", "synthesis", "training", "segmentation"]
+    assert (tmp_path / "wd" / "segmented" / "a_mask.png").exists()
+    assert (tmp_path / "model" / "model.keras").exists()
+    assert "segmentation:" in result.summary()

@@ -1,0 +1,205 @@
+"""Training a U-Net on a folder of images and class masks.
+
+``run_training(data, model_dir, settings=TrainSettings(...), progress=...)``
+checks the data (pairs by name, sizes, class indices), computes class
+weights from the masks, builds a U-Net (or continues the one in
+``model_dir``), and trains it on streamed, augmented patches. After every
+epoch the model folder is brought up to date (see
+:mod:`training.callbacks`): ``model.keras`` holds the best model so far by
+validation loss, so a cancel or a crash never loses it.
+
+Live curves: pass ``on_epoch_end=callable(epoch, logs)`` to
+:func:`run_training`, or parse the ``epoch N/M: key=value ...`` lines that
+arrive through ``progress.log`` (:func:`training.history.parse_epoch_line`).
+
+TensorFlow is imported inside :func:`run_training` only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.errors import UserInputError
+from core.progress import Progress, format_duration
+from training.history import read_history
+
+OPTIMIZERS = {"adam": 1e-3, "adadelta": 1.0}  # name -> default learning rate
+
+
+@dataclass
+class TrainSettings:
+    """How a model is trained (stored in model.json with the model)."""
+
+    epochs: int = 40
+    batch_size: int = 8
+    patch_size: int = 256  # side of the square training patches, a multiple of 2**depth
+    learning_rate: float | None = None  # None: the optimiser's usual rate (adam 1e-3, adadelta 1.0)
+    optimizer: str = "adam"  # "adam" or "adadelta"
+    preset: str = "auto"  # "cpu", "gpu", or "auto" (gpu when TensorFlow sees one)
+    depth: int | None = None  # overrides the preset
+    base_filters: int | None = None  # overrides the preset
+    precision: str = "float32"  # "float32" or "bfloat16" (mixed, weights stay float32)
+    val_fraction: float = 0.1  # share of the images held out for validation (without a validation folder)
+    seed: int = 0
+    class_weighting: str = "sqrt"  # "median", "inverse", "sqrt" or "none" (see training.losses)
+    max_class_weight_ratio: float = 50.0
+    dice_weight: float = 0.5  # weight of the soft-Dice term added to the weighted cross-entropy
+    patience: int = 8  # epochs without validation improvement before stopping early
+    lr_patience: int = 3  # epochs without improvement before halving the learning rate
+    augment: bool = True
+    normalization: str = "auto"  # "auto" (from the image type), "percentile" or "detector"
+    num_classes: int | None = None  # None: from the masks
+    tile_size: int = 512  # tile side used at prediction time
+    cache_mb: float = 1024.0  # memory for decoded training images
+
+    def check(self) -> None:
+        """Raise :class:`UserInputError` for absurd values."""
+        if not 1 <= self.epochs <= 100_000:
+            raise UserInputError(f"The number of epochs must be between 1 and 100000, not {self.epochs}")
+        if not 1 <= self.batch_size <= 4096:
+            raise UserInputError(f"The batch size must be between 1 and 4096, not {self.batch_size}")
+        if not 16 <= self.patch_size <= 4096:
+            raise UserInputError(f"The patch size must be between 16 and 4096 pixels, not {self.patch_size}")
+        if self.optimizer not in OPTIMIZERS:
+            raise UserInputError(f"Unknown optimiser '{self.optimizer}' (choose {' or '.join(OPTIMIZERS)})")
+        if self.learning_rate is not None and not 0 < self.learning_rate <= 10:
+            raise UserInputError(f"The learning rate must be above 0 and at most 10, not {self.learning_rate}")
+        if not 0 <= self.val_fraction < 1:
+            raise UserInputError(f"The validation fraction must be between 0 and 1, not {self.val_fraction}")
+        if self.normalization not in ("auto", "percentile", "detector"):
+            raise UserInputError(f"Unknown normalisation '{self.normalization}' (auto, percentile or detector)")
+        if self.preset not in ("auto", "cpu", "gpu"):
+            raise UserInputError(f"Unknown model preset '{self.preset}' (auto, cpu or gpu)")
+        if self.precision not in ("float32", "bfloat16"):
+            raise UserInputError(f"Unknown precision '{self.precision}' (float32 or bfloat16)")
+        if self.num_classes is not None and not 2 <= self.num_classes <= 16:
+            raise UserInputError(f"The number of classes must be between 2 and 16, not {self.num_classes}")
+
+
+@dataclass
+class TrainResult:
+    """What a training run did."""
+
+    model_dir: Path
+    class_names: list[str]
+    train_images: int
+    val_images: int
+    epochs_run: int  # epochs completed in this run
+    epochs_done: int  # epochs completed in total (with earlier runs)
+    best_epoch: int | None  # epoch of model.keras (from 1), None if no model was saved
+    metrics: dict = field(default_factory=dict)  # validation figures of the best epoch
+    seconds: float = 0.0
+    cancelled: bool = False
+    resumed: bool = False
+    stopped_early: bool = False
+
+    def summary(self) -> str:
+        how = "resumed" if self.resumed else "trained"
+        status = "cancelled" if self.cancelled else ("stopped early" if self.stopped_early else "finished")
+        text = (f"Model {how} on {self.train_images} images ({self.val_images} for validation): "
+                f"{self.epochs_run} epochs in {format_duration(self.seconds)} ({status}), "
+                f"{self.epochs_done} in total.")
+        if self.best_epoch is None:
+            return text + f" No epoch completed, so no model was saved in {self.model_dir}."
+        ious = ", ".join(f"{name} {self.metrics[key]:.3f}" for name, key in
+                         ((n, f"val_iou_{_metric(n)}") for n in self.class_names) if key in self.metrics)
+        loss = self.metrics.get("val_loss")
+        loss_text = f", validation loss {loss:.4f}" if loss is not None else ""
+        return (text + f" Best model (epoch {self.best_epoch}{loss_text}) in {self.model_dir / 'model.keras'}; "
+                f"validation IoU per class: {ious}.")
+
+
+def _metric(name: str) -> str:
+    from training.losses import metric_name
+
+    return metric_name(name)
+
+
+def run_training(
+    data: str | Path,
+    model_dir: str | Path,
+    *,
+    settings: TrainSettings | None = None,
+    progress: Progress | None = None,
+    validation: str | Path | None = None,
+    on_epoch_end: Callable[[int, dict], None] | None = None,
+) -> TrainResult:
+    """Train (or continue training) a U-Net on ``data/images`` + ``data/masks``.
+
+    Parameters
+    ----------
+    data : path
+        Folder with ``images/`` and ``masks/`` (class indices, same stems).
+    model_dir : path
+        Model folder; created if missing. When it already holds a model,
+        training continues from it (from the epoch after the last recorded
+        one, up to ``settings.epochs``; a finished model gets
+        ``settings.epochs`` more epochs). The continued model keeps its
+        architecture, classes, normalisation and optimiser state; the class
+        weights come from the new data, and the saved model, scored on the
+        new validation data, is the one a new epoch must beat.
+    settings : TrainSettings, optional
+    progress : core.progress.Progress, optional
+        Per-batch ``update``, one ``log`` line per epoch; ``cancelled`` is
+        polled every batch.
+    validation : path, optional
+        A separate folder (images/ + masks/) to validate on; otherwise a
+        seeded random ``settings.val_fraction`` of ``data`` is held out.
+    on_epoch_end : callable, optional
+        Called as ``on_epoch_end(epoch, logs)`` after each completed epoch
+        (``epoch`` from 1; ``logs`` maps "loss", "val_loss", "val_iou_<class>",
+        "learning_rate", ... to floats).
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    UserInputError
+        Bad settings, a missing or inconsistent data folder, or a model
+        folder whose model does not fit the data; raised before anything
+        is written.
+    """
+    from training import session
+
+    settings = dataclasses.replace(settings) if settings is not None else TrainSettings()
+    settings.check()
+    progress = progress if progress is not None else Progress()
+    model_dir = Path(model_dir)
+    if model_dir.exists() and not model_dir.is_dir():
+        raise UserInputError(f"The model folder is a file, not a folder: {model_dir}")
+    t0 = time.monotonic()
+    plan = session.prepare(Path(data), model_dir, settings, progress, validation)
+    progress.log(plan.describe())
+    state = session.fit(plan, settings, progress, on_epoch_end)
+    metrics, best_epoch = _best_metrics(model_dir, plan)
+    result = TrainResult(
+        model_dir=model_dir, class_names=plan.data.class_names, train_images=len(plan.train_indices),
+        val_images=len(plan.val_indices), epochs_run=state.epochs_run,
+        epochs_done=plan.initial_epoch + state.epochs_run, best_epoch=best_epoch, metrics=metrics,
+        seconds=time.monotonic() - t0, cancelled=progress.cancelled, resumed=plan.resumed,
+        stopped_early=state.stopped_early,
+    )
+    if best_epoch is not None and (state.epochs_run or not plan.resumed):
+        session.write_meta(plan, settings, result.epochs_done, metrics, best_epoch,
+                           finished=not result.cancelled, seconds=result.seconds)
+    return result
+
+
+def _best_metrics(model_dir: Path, plan) -> tuple[dict, int | None]:
+    """Figures of the epoch whose weights are in model.keras."""
+    if not (model_dir / "model.keras").is_file():
+        return {}, None
+    best_epoch = plan.best_epoch
+    rows = read_history(model_dir / "history.csv")
+    for row in rows:
+        if best_epoch is not None and int(float(row["epoch"])) == best_epoch:
+            return {k: float(v) for k, v in row.items() if k != "epoch" and v not in ("", None)
+                    and math.isfinite(float(v))}, best_epoch
+    return dict(plan.previous_metrics), best_epoch
