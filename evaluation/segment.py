@@ -65,12 +65,22 @@ class SegmentResult:
         return text
 
 
+# The network finds objects best when they look somewhat larger than the
+# median it was trained on: it loses objects smaller than it has seen more
+# readily than it mis-draws larger ones (measured on electron micrographs:
+# predicting with the objects at 1.5x the training median beat 1.0x).
+SIZE_MARGIN = 1.5
+# First look: the photo brought to this longer side, enough to see the
+# objects of most micrographs and cheap to predict.
+FIRST_LOOK = 448
+
+
 def estimate_scale(image: np.ndarray, meta: dict) -> float:
-    """Resampling factor that gives the photo's objects the model's object size
-    (1.0 when the model has none or no object is found)."""
+    """A first resampling factor from classical auto-segmentation's object
+    size (1.0 when the model records no object size or nothing is found)."""
     from segmentation.autoseg import find_objects
 
-    target = float(meta.get("object_diameter") or 0.0)
+    target = float(meta.get("object_diameter") or 0.0) * SIZE_MARGIN
     if target <= 0:
         return 1.0
     diameter = find_objects(image).median_diameter()
@@ -96,22 +106,27 @@ def _median_diameter(mask: np.ndarray) -> float:
 
 
 def segment_photo(model, meta: dict, image: np.ndarray, *, scale: float = 0.0,
-                  tile: int | None = None) -> tuple[np.ndarray, float]:
-    """The class mask of one photo and the scale it was predicted at."""
+                  tile: int | None = None, return_foreground: bool = False):
+    """The class mask of one photo and the scale it was predicted at.
+
+    With ``scale`` 0 the scale is chosen from the objects themselves: a
+    first prediction of the whole photo at a small size measures the
+    objects, and the photo is predicted again with its objects at the size
+    the model works best at (``SIZE_MARGIN`` times its training median).
+    With ``return_foreground`` the object probability is returned too.
+    """
     from evaluation.predict import predict_mask
 
-    automatic = scale <= 0
-    scale = estimate_scale(image, meta) if automatic else scale
-    mask = predict_mask(model, meta, image, scale=scale, tile=tile)
-    target = float(meta.get("object_diameter") or 0.0)
-    if automatic and target > 0:
-        seen = _median_diameter(mask) * scale
-        if seen > 0 and not 0.67 <= seen / target <= 1.5:
-            better = _clip_scale(scale * target / seen, image.shape)
-            if abs(np.log(better / scale)) > np.log(1.2):
-                scale = better
-                mask = predict_mask(model, meta, image, scale=scale, tile=tile)
-    return mask, scale
+    target = float(meta.get("object_diameter") or 0.0) * SIZE_MARGIN
+    if scale <= 0 and target > 0:
+        first = _clip_scale(FIRST_LOOK / max(image.shape[:2]), image.shape)
+        mask = predict_mask(model, meta, image, scale=first, tile=tile)
+        seen = _median_diameter(mask) / first  # object diameter in the photo's pixels
+        scale = _clip_scale(target / seen, image.shape) if seen > 0 else estimate_scale(image, meta)
+    elif scale <= 0:
+        scale = 1.0
+    mask, foreground = predict_mask(model, meta, image, scale=scale, tile=tile, return_foreground=True)
+    return (mask, scale, foreground) if return_foreground else (mask, scale)
 
 
 def run_segment(model_dir: str | Path, images: str | Path, out: str | Path, *,

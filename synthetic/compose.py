@@ -44,7 +44,7 @@ class SynthesisSettings:
     objects_per_image: int = 0     # 0: the density auto-segmentation saw in the photos
     object_diameter: float = 32.0  # median object diameter in the images (0: keep each photo's scale)
     generated_share: float = 0.2   # share of images on generated backgrounds
-    size_jitter: float = 0.25      # spread of object scale (log-normal sigma)
+    size_jitter: float = 0.5       # spread of object scale (log-normal sigma)
     contrast_jitter: float = 0.15  # relative spread of object contrast
     feather: float = 0.8           # softness of pasted edges, pixels
     seam_blur: bool = True         # slight blur across the seam
@@ -158,6 +158,8 @@ def compose_image(rng: np.random.Generator, background: Background, canvas: np.n
         pool = same_photo if same_photo and rng.random() < 0.5 else candidates
         obj = pool[int(rng.integers(len(pool)))]
         scale = obj.scale * float(np.exp(rng.normal(0.0, settings.size_jitter)))
+        # an object never larger than most of the image, whatever its rotation
+        scale = min(scale, 0.9 * size / (1.42 * max(obj.alpha.shape)))
         gray, alpha = transform_object(obj, scale, float(rng.uniform(0, 360)), bool(rng.random() < 0.5),
                                        settings.feather)
         gray = _match_intensity(gray, obj, background, rng, settings.contrast_jitter)
@@ -165,8 +167,8 @@ def compose_image(rng: np.random.Generator, background: Background, canvas: np.n
         body = alpha >= 0.5
         area = max(1, int(body.sum()))
         for _attempt in range(8):
-            top = int(rng.integers(-oh // 3, size - 2 * oh // 3 + 1))
-            left = int(rng.integers(-ow // 3, size - 2 * ow // 3 + 1))
+            top = int(rng.integers(-oh // 3, max(1 - oh // 3, size - 2 * oh // 3 + 1)))
+            left = int(rng.integers(-ow // 3, max(1 - ow // 3, size - 2 * ow // 3 + 1)))
             covered = _overlap(instances, body, top, left)
             if covered <= settings.max_overlap * area:
                 break

@@ -67,9 +67,13 @@ class Sources:
 
 
 def photo_stats(workdir: WorkingDirectory) -> tuple[Path | None, dict[str, PhotoStats]]:
-    stage = workdir.load_project().get("stages", {}).get("autoseg", {})
+    """Per-photo statistics from auto-segmentation, replaced by those of the
+    latest self-training round where one has measured the photo again."""
+    stages = workdir.load_project().get("stages", {})
+    stage = stages.get("autoseg", {})
+    merged = {**stage.get("photos", {}), **stages.get("refine", {}).get("photos", {})}
     photos = {}
-    for name, info in stage.get("photos", {}).items():
+    for name, info in merged.items():
         known = {k: info[k] for k in ("polarity", "background_level", "object_level", "objects", "pooled",
                                       "width", "height", "mask") if k in info}
         gray_range = info.get("gray_range")
@@ -78,6 +82,11 @@ def photo_stats(workdir: WorkingDirectory) -> tuple[Path | None, dict[str, Photo
                                   gray_range=tuple(gray_range) if gray_range else None, **known)
     folder = stage.get("images")
     return (Path(folder) if folder else None), photos
+
+
+def mask_path(workdir: WorkingDirectory, mask: str) -> Path:
+    """A photo's full-image mask: a name in autoseg/, or a path relative to the working directory."""
+    return workdir.root / mask if "/" in mask else workdir.autoseg / mask
 
 
 def scale_for(photo: PhotoStats | None, diameter: float) -> float:
@@ -167,7 +176,7 @@ def load_backgrounds(workdir: WorkingDirectory, folder: Path | None, photos: dic
         progress.update(i, len(chosen), f"preparing background from {photo.name}")
         try:
             image = read_image(folder / photo.name)
-            objects = read_image(workdir.autoseg / photo.mask) > 0
+            objects = read_image(mask_path(workdir, photo.mask)) > 0
         except ImageReadError as exc:
             progress.log(f"background skipped: {exc}")
             continue

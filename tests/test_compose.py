@@ -191,3 +191,12 @@ def test_cli(workdir):
     assert "Made 3 synthetic image(s)" in ok.stdout
     bad = run_app("synthesize", "--workdir", workdir, "--count", "0")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_objects_larger_than_the_image_are_shrunk_to_fit():
+    photo = PhotoStats(name="p.png", polarity="bright", background_level=0.0, object_level=1.0, noise=0.0,
+                       objects=3, width=256, height=256)
+    gray, alpha = _disc(60)
+    sources = Sources([PoolObject("big.png", gray, alpha, 1, photo, 3.0)], [], {"p.png": photo}, 2)
+    image, classes, instances, pasted = _compose(sources, 0)
+    assert pasted >= 1 and classes.any()

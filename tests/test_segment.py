@@ -9,17 +9,12 @@ import pytest
 from core.errors import UserInputError
 from core.imageio import read_image, write_image
 from evaluation.segment import SegmentSettings, run_segment
-from helpers import run_app
+from helpers import run_app, tiny_training
 from loop.pipeline import PipelineSettings, run_pipeline
 from segmentation.autoseg import run_autoseg
 from synthetic.compose import SynthesisSettings, run_synthesize
 from synthetic.scenes import render_particle_scene
-from training.train import TrainSettings, run_training
-
-
-def tiny_training(epochs=6, seed=0):
-    return TrainSettings(epochs=epochs, batch_size=4, patch_size=64, depth=2, base_filters=8,
-                         preset="cpu", seed=seed, patience=50, tile_size=128)
+from training.train import run_training
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,244 @@
+"""``refine``: self-training rounds.
+
+One round, the loop the review tab offers by hand run on its own:
+
+1. segment the photos with the current model (and once more mirrored);
+2. keep the objects the model is sure of: a clear probability margin inside
+   and around the object, the same object found in the mirrored photo, a
+   plausible shape (solid, not cut by the border, a size like its
+   neighbours');
+3. put them into the pool with ``origin=refined`` (replacing those of the
+   previous round) and retire auto-segmented objects the model now clearly
+   calls background;
+4. composite a new synthetic set, now also on backgrounds of the photos the
+   model has understood, and continue training the same model (warm start);
+5. segment the photos again into ``<workdir>/segmented``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from core.errors import ImageReadError, UserInputError
+from core.imageio import list_images, percentile_range, read_image, to_gray, to_gray_float, write_image
+from core.progress import Progress, SubProgress
+from core.workdir import WorkingDirectory
+
+
+@dataclass
+class RefineSettings:
+    epochs: int = 15               # training epochs added per round
+    synthetic_count: int = 400
+    synthetic_size: int = 256
+    min_margin: float = 0.85       # mean object probability inside, at least
+    max_outside: float = 0.3       # mean object probability in the ring around it, at most
+    min_flip_iou: float = 0.85     # agreement with the mirrored photo's result
+    min_solidity: float = 0.85
+    max_per_photo: int = 40        # so that crowded photos do not fill the pool alone
+    retire_below: float = 0.2      # auto objects the model gives less than this are retired
+    seed: int = 0
+
+
+@dataclass
+class RefineResult:
+    rounds: int = 0
+    added: list[int] = field(default_factory=list)
+    retired: list[int] = field(default_factory=list)
+    segmented: str = ""
+    cancelled: bool = False
+    last_segment: object = None
+
+    def summary(self) -> str:
+        text = (f"{self.rounds} self-training round(s): "
+                + ", ".join(f"round {i + 1}: {a} objects added, {r} retired"
+                            for i, (a, r) in enumerate(zip(self.added, self.retired)))
+                + f". Photos segmented again into {self.segmented}.")
+        if self.cancelled:
+            text += " Cancelled; the model and pool of the last finished step are kept."
+        return text
+
+
+@dataclass
+class ConfidentObjects:
+    labels: np.ndarray
+    chosen: list[int]
+    foreground: np.ndarray   # object probability, float32
+
+
+def confident_objects(probability: np.ndarray, mirrored: np.ndarray, settings: RefineSettings) -> ConfidentObjects:
+    """Objects of a probability map that the model is sure of.
+
+    Parameters
+    ----------
+    probability : (H, W) float
+        Object probability (1 - background) of the photo.
+    mirrored : (H, W) float
+        The same for the mirrored photo, mirrored back.
+    """
+    from skimage.measure import regionprops
+
+    from segmentation.instances import split_touching
+
+    mask = probability >= 0.5
+    labels = split_touching(mask)
+    mirrored_mask = mirrored >= 0.5
+    h, w = mask.shape
+    candidates = []
+    props = regionprops(labels, intensity_image=probability)
+    if not props:
+        return ConfidentObjects(labels, [], probability)
+    median_area = float(np.median([p.area for p in props]))
+    for p in props:
+        r0, c0, r1, c1 = p.bbox
+        if r0 == 0 or c0 == 0 or r1 == h or c1 == w:
+            continue
+        if p.solidity < settings.min_solidity or not 0.2 <= p.area / median_area <= 5.0 or p.area < 16:
+            continue
+        if p.intensity_mean < settings.min_margin:
+            continue
+        pad = max(2, int(0.2 * max(r1 - r0, c1 - c0)))
+        R0, C0, R1, C1 = max(0, r0 - pad), max(0, c0 - pad), min(h, r1 + pad), min(w, c1 + pad)
+        inside = labels[R0:R1, C0:C1] == p.label
+        ring = ndi.binary_dilation(inside, iterations=pad) & ~ndi.binary_dilation(inside)
+        ring &= labels[R0:R1, C0:C1] == 0
+        if ring.any() and probability[R0:R1, C0:C1][ring].mean() > settings.max_outside:
+            continue
+        other = mirrored_mask[R0:R1, C0:C1]
+        component = ndi.label(other)[0]
+        hits = np.unique(component[inside & other])
+        match = np.isin(component, hits[hits > 0])
+        flip_iou = (inside & match).sum() / max(1, (inside | match).sum())
+        if flip_iou < settings.min_flip_iou:
+            continue
+        candidates.append((float(p.intensity_mean) * flip_iou, p.label))
+    candidates.sort(reverse=True)
+    return ConfidentObjects(labels, [label for _, label in candidates[:settings.max_per_photo]], probability)
+
+
+def _photo_stats(image: np.ndarray, gray: np.ndarray, labels: np.ndarray, chosen: list[int],
+                 mask_file: str, pooled: int) -> dict:
+    objects = labels > 0
+    background = ~ndi.binary_dilation(objects, iterations=2)
+    bg_level = float(np.median(gray[background])) if background.any() else float(np.median(gray))
+    obj_level = float(np.median(gray[objects])) if objects.any() else bg_level
+    smooth = ndi.gaussian_filter(gray, 1.0)
+    residual = (gray - smooth)[background] if background.any() else (gray - smooth).ravel()
+    noise = float(1.4826 * np.median(np.abs(residual - np.median(residual))))
+    areas = np.bincount(labels.ravel())[1:]
+    areas = areas[areas > 0]
+    diameter = float(np.sqrt(4 * np.median(areas) / np.pi)) if areas.size else 0.0
+    return {"mask": mask_file, "polarity": "dark" if obj_level < bg_level else "bright",
+            "objects": int(areas.size), "pooled": pooled, "median_diameter_px": round(diameter, 2),
+            "area_fraction": round(float(objects.mean()), 4), "noise_sigma": round(noise, 5),
+            "width": int(gray.shape[1]), "height": int(gray.shape[0]),
+            "gray_range": [round(v, 4) for v in percentile_range(to_gray(image))],
+            "background_level": round(bg_level, 4), "object_level": round(obj_level, 4)}
+
+
+def refine_pool(images, workdir: WorkingDirectory, model_dir, settings: RefineSettings,
+                progress: Progress) -> tuple[int, int]:
+    """Steps 1-3 of a round; returns (objects added, objects retired)."""
+    from evaluation.predict import load_model, predict_mask
+    from evaluation.segment import segment_photo
+    from segmentation.pool import add_objects, delete_objects
+
+    files = list_images(images)
+    model, meta = load_model(model_dir)
+    rows = workdir.read_index()
+    previous = [r["file"] for r in rows if r.get("origin") == "refined"]
+    delete_objects(workdir.root, previous)
+    rows = workdir.read_index()
+    by_photo: dict[str, list[dict]] = {}
+    for row in rows:
+        by_photo.setdefault(row["source_image"], []).append(row)
+    refine_dir = workdir.root / "refine"
+    stats, added, retire = {}, 0, []
+    for i, path in enumerate(files):
+        if progress.cancelled:
+            break
+        progress.update(i, len(files), f"finding confident objects in {path.name}")
+        try:
+            image = read_image(path)
+        except ImageReadError as exc:
+            progress.log(f"skipped: {exc}")
+            continue
+        _, scale, fg = segment_photo(model, meta, image, return_foreground=True)
+        _, fg_m = predict_mask(model, meta, np.ascontiguousarray(image[:, ::-1]), scale=scale,
+                               return_foreground=True)
+        found = confident_objects(fg, fg_m[:, ::-1], settings)
+        # auto objects the model now clearly calls background
+        for row in by_photo.get(path.name, []):
+            if row.get("origin") != "auto":
+                continue
+            x0, y0, x1, y1 = (int(row[k]) for k in ("x0", "y0", "x1", "y1"))
+            crop_mask = read_image(workdir.objects_masks / row["file"]) > 0
+            region = fg[y0:y1, x0:x1]
+            if crop_mask.shape == region.shape and region[crop_mask].mean() < settings.retire_below:
+                retire.append(row["file"])
+        written = add_objects(workdir.root, image, found.labels, found.chosen, source_image=path.name,
+                              origin="refined",
+                              confidences={k: float(found.foreground[found.labels == k].mean())
+                                           for k in found.chosen},
+                              seed=settings.seed + i)
+        added += len(written)
+        mask_file = f"refine/{path.stem}_mask.png"
+        write_image(refine_dir / f"{path.stem}_mask.png", (found.labels > 0).astype(np.uint8) * np.uint8(255))
+        kept_auto = sum(1 for r in by_photo.get(path.name, []) if r.get("origin") == "auto"
+                        and r["file"] not in retire)
+        stats[path.name] = _photo_stats(image, to_gray_float(image), found.labels, found.chosen, mask_file,
+                                        kept_auto + len(written))
+    retired = delete_objects(workdir.root, retire)
+    workdir.record_stage("refine", {"photos": stats, "added": added, "retired": retired})
+    return added, retired
+
+
+def run_refine(images: str | Path, workdir: str | Path, model_dir: str | Path, *, rounds: int = 1,
+               settings: RefineSettings | None = None, progress: Progress | None = None) -> RefineResult:
+    """Run ``rounds`` self-training rounds (see the module notes)."""
+    from evaluation.model_io import read_meta
+    from evaluation.segment import run_segment
+    from synthetic.compose import SynthesisSettings, run_synthesize
+    from training.train import TrainSettings, run_training
+
+    settings = settings or RefineSettings()
+    progress = progress or Progress()
+    if rounds < 1:
+        raise UserInputError(f"The number of rounds must be at least 1, not {rounds}")
+    list_images(images)
+    wd = WorkingDirectory(workdir)
+    if not wd.pool_files():
+        raise UserInputError(f"The object pool in {wd.root} is empty: run Auto-segment (or the pipeline) first")
+    meta = read_meta(model_dir)
+    result = RefineResult(segmented=str(wd.root / "segmented"))
+    train_settings = TrainSettings(**{k: v for k, v in meta.get("training", {}).items()
+                                      if k in TrainSettings.__dataclass_fields__})
+    train_settings.epochs = settings.epochs
+    for k in range(rounds):
+        base = k / rounds
+
+        def part(a, b, label, base=base, k=k):
+            return SubProgress(progress, base + a / rounds, base + b / rounds, f"round {k + 1}: {label}")
+
+        added, retired = refine_pool(images, wd, model_dir, settings, part(0.0, 0.2, "pool"))
+        if progress.cancelled:
+            result.cancelled = True
+            break
+        run_synthesize(wd.root, settings=SynthesisSettings(count=settings.synthetic_count,
+                                                           size=settings.synthetic_size,
+                                                           seed=settings.seed + 1000 * (k + 1)),
+                       progress=part(0.2, 0.3, "synthesis"))
+        trained = run_training(wd.synthetic, model_dir, settings=train_settings, progress=part(0.3, 0.9, "training"))
+        if trained.cancelled or progress.cancelled:
+            result.cancelled = True
+            break
+        result.last_segment = run_segment(model_dir, images, wd.root / "segmented",
+                                          progress=part(0.9, 1.0, "segmentation"))
+        result.rounds += 1
+        result.added.append(added)
+        result.retired.append(retired)
+        progress.log(f"round {k + 1}: {added} objects added to the pool, {retired} retired")
+    return result

@@ -1,0 +1,84 @@
+"""Self-training rounds."""
+
+import numpy as np
+import pytest
+
+from core.errors import UserInputError
+from core.imageio import write_image
+from core.workdir import WorkingDirectory
+from helpers import tiny_training
+from loop.refine import RefineSettings, confident_objects, run_refine
+from segmentation.autoseg import run_autoseg
+from synthetic.compose import SynthesisSettings, run_synthesize
+from synthetic.scenes import render_particle_scene
+from training.train import run_training
+
+
+def _disc_map(shape, centres, radius, value):
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
+    out = np.zeros(shape, np.float32)
+    for cy, cx in centres:
+        out[(yy - cy) ** 2 + (xx - cx) ** 2 <= radius ** 2] = value
+    return out
+
+
+def test_only_sure_stable_plausible_objects_are_chosen():
+    shape = (120, 160)
+    sure = _disc_map(shape, [(30, 30), (30, 80)], 10, 0.97)
+    unsure = _disc_map(shape, [(80, 30)], 10, 0.6)          # weak margin
+    unstable = _disc_map(shape, [(80, 80)], 10, 0.97)        # missing in the mirrored result
+    cut = _disc_map(shape, [(5, 140)], 10, 0.97)             # cut by the border
+    probability = np.maximum.reduce([sure, unsure, unstable, cut])
+    mirrored = np.maximum.reduce([sure, unsure, cut])
+    found = confident_objects(probability, mirrored, RefineSettings())
+    centres = sorted((int(np.mean(np.nonzero(found.labels == k)[0])), int(np.mean(np.nonzero(found.labels == k)[1])))
+                     for k in found.chosen)
+    assert centres == [(30, 30), (30, 80)]
+
+
+def test_at_most_max_per_photo():
+    shape = (200, 200)
+    centres = [(20 + 40 * i, 20 + 40 * j) for i in range(5) for j in range(5)]
+    probability = _disc_map(shape, centres, 8, 0.95)
+    found = confident_objects(probability, probability, RefineSettings(max_per_photo=5))
+    assert len(found.chosen) == 5
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = tmp_path_factory.mktemp("refine")
+    photos = root / "photos"
+    photos.mkdir()
+    for i in range(2):
+        image, _ = render_particle_scene((192, 256), count=14, radius=(6, 11), seed=60 + i)
+        write_image(photos / f"r{i}.png", image)
+    run_autoseg(photos, root / "wd")
+    run_synthesize(root / "wd", settings=SynthesisSettings(count=24, size=64, object_diameter=16))
+    run_training(root / "wd" / "synthetic", root / "model", settings=tiny_training(epochs=8))
+    return root
+
+
+def test_a_round_adds_refined_objects_retrains_and_segments(project):
+    settings = RefineSettings(epochs=1, synthetic_count=8, synthetic_size=64)
+    result = run_refine(project / "photos", project / "wd", project / "model", settings=settings)
+    wd = WorkingDirectory(project / "wd")
+    refined = [r for r in wd.read_index() if r["origin"] == "refined"]
+    assert result.rounds == 1 and result.added == [len(refined)] and len(refined) > 0
+    assert (project / "wd" / "segmented" / "r0_mask.png").exists()
+    assert (project / "wd" / "refine" / "r0_mask.png").exists()
+    stats = wd.load_project()["stages"]["refine"]["photos"]
+    assert stats["r0.png"]["mask"] == "refine/r0_mask.png"
+    # a second round replaces the first round's objects instead of piling them up
+    again = run_refine(project / "photos", project / "wd", project / "model", settings=settings)
+    refined_again = [r for r in wd.read_index() if r["origin"] == "refined"]
+    assert len(refined_again) == again.added[0]
+    assert len(wd.pool_files()) == len(wd.read_index())
+
+
+def test_refine_needs_a_pool_and_a_model(project, tmp_path):
+    with pytest.raises(UserInputError, match="empty"):
+        run_refine(project / "photos", tmp_path / "wd", project / "model")
+    with pytest.raises(UserInputError, match="model"):
+        run_refine(project / "photos", project / "wd", tmp_path / "nomodel")
+    with pytest.raises(UserInputError, match="at least 1"):
+        run_refine(project / "photos", project / "wd", project / "model", rounds=0)
