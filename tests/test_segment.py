@@ -47,8 +47,9 @@ def test_segment_writes_every_output(trained, tmp_path):
     assert (out / "size_histogram.png").exists()
     info = json.loads((out / "segment.json").read_text())
     assert set(info["scales"]) == {"p0.png", "p1.png"}
-    # the model saw objects about 16 px across; these photos' are about 17, so little resampling
-    assert all(0.5 < s < 2.0 for s in info["scales"].values())
+    # the model saw objects about 16 px across and is shown them at 1.5 times that; these photos'
+    # are about 17 px, so they are enlarged moderately (a tiny model measures them a little small)
+    assert all(1.0 < s < 3.0 for s in info["scales"].values())
 
 
 def test_segment_finds_the_particles(trained, tmp_path):
