@@ -139,6 +139,13 @@ def _photo_stats(image: np.ndarray, gray: np.ndarray, labels: np.ndarray, chosen
             "background_level": round(bg_level, 4), "object_level": round(obj_level, 4)}
 
 
+def _auto_mask(workdir: WorkingDirectory, info: dict | None) -> np.ndarray | None:
+    try:
+        return read_image(workdir.autoseg / info["mask"]) > 0 if info else None
+    except (ImageReadError, KeyError):
+        return None
+
+
 def refine_pool(images, workdir: WorkingDirectory, model_dir, settings: RefineSettings,
                 progress: Progress) -> tuple[int, int]:
     """Steps 1-3 of a round; returns (objects added, objects retired)."""
@@ -156,6 +163,7 @@ def refine_pool(images, workdir: WorkingDirectory, model_dir, settings: RefineSe
     for row in rows:
         by_photo.setdefault(row["source_image"], []).append(row)
     refine_dir = workdir.root / "refine"
+    auto_stats = workdir.load_project().get("stages", {}).get("autoseg", {}).get("photos", {})
     stats, added, retire = {}, 0, []
     for i, path in enumerate(files):
         if progress.cancelled:
@@ -185,8 +193,14 @@ def refine_pool(images, workdir: WorkingDirectory, model_dir, settings: RefineSe
                                            for k in found.chosen},
                               seed=settings.seed + i)
         added += len(written)
+        # Backgrounds are cut from this mask: anything either the model or the
+        # classical auto-segmentation calls an object is removed from them.
         mask_file = f"refine/{path.stem}_mask.png"
-        write_image(refine_dir / f"{path.stem}_mask.png", (found.labels > 0).astype(np.uint8) * np.uint8(255))
+        removed = fg >= 0.3
+        classical = _auto_mask(workdir, auto_stats.get(path.name))
+        if classical is not None and classical.shape == removed.shape:
+            removed |= classical
+        write_image(refine_dir / f"{path.stem}_mask.png", removed.astype(np.uint8) * np.uint8(255))
         kept_auto = sum(1 for r in by_photo.get(path.name, []) if r.get("origin") == "auto"
                         and r["file"] not in retire)
         stats[path.name] = _photo_stats(image, to_gray_float(image), found.labels, found.chosen, mask_file,

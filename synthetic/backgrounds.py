@@ -26,8 +26,11 @@ class Background:
     polarity: str
 
 
+MIN_FREE_SHARE = 0.1   # a photo with less background than this cannot give a background
+
+
 def fill_objects(gray: np.ndarray, objects: np.ndarray, noise: float, rng: np.random.Generator,
-                 *, no_texture: np.ndarray | None = None) -> np.ndarray:
+                 *, no_texture: np.ndarray | None = None) -> np.ndarray | None:
     """Remove objects from a gray image and fill the holes from around them.
 
     The smooth part of the fill comes from normalised convolution at growing
@@ -44,10 +47,15 @@ def fill_objects(gray: np.ndarray, objects: np.ndarray, noise: float, rng: np.ra
         Noise sigma used where no texture can be copied.
     no_texture : (H, W) bool, optional
         Pixels never copied as texture (burned-in annotations).
+
+    Returns None when less than ``MIN_FREE_SHARE`` of the image is free of
+    objects: there is too little background to fill from.
     """
     gray = gray.astype(np.float32, copy=False)
     if not objects.any():
         return gray.copy()
+    if 1.0 - objects.mean() < MIN_FREE_SHARE:
+        return None
     smooth = _smooth_fill(gray, objects)
     residual = gray - ndi.gaussian_filter(np.where(objects, smooth, gray), 2.0)
     texture = np.zeros_like(gray)

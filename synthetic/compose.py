@@ -44,7 +44,7 @@ class SynthesisSettings:
     objects_per_image: int = 0     # 0: the density auto-segmentation saw in the photos
     object_diameter: float = 32.0  # median object diameter in the images (0: keep each photo's scale)
     generated_share: float = 0.2   # share of images on generated backgrounds
-    size_jitter: float = 0.5       # spread of object scale (log-normal sigma)
+    size_jitter: float = 0.25      # spread of object scale (log-normal sigma)
     contrast_jitter: float = 0.15  # relative spread of object contrast
     feather: float = 0.8           # softness of pasted edges, pixels
     seam_blur: bool = True         # slight blur across the seam

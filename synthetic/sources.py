@@ -195,7 +195,8 @@ def load_backgrounds(workdir: WorkingDirectory, folder: Path | None, photos: dic
             gray, objects, annotations = gray[region], objects[region], annotations[region]
             objects = ndi.binary_dilation(objects, iterations=grow)
             filled = fill_objects(gray, objects, photo.noise, rng, no_texture=annotations)
-            filled = _resize(filled, factor, Image.Resampling.BILINEAR)
+            if filled is not None:
+                filled = _resize(filled, factor, Image.Resampling.BILINEAR)
             noise = photo.noise
         else:
             if factor < 1.0:
@@ -205,6 +206,9 @@ def load_backgrounds(workdir: WorkingDirectory, folder: Path | None, photos: dic
             objects = ndi.binary_dilation(objects, iterations=max(2, int(round(grow * factor))))
             noise = photo.noise * factor
             filled = fill_objects(gray, objects, noise, rng, no_texture=annotations)
+        if filled is None:
+            progress.log(f"background skipped: {photo.name} shows almost no background between its objects")
+            continue
         out.append(Background(filled, photo.name, noise, photo.background_level, photo.object_level,
                               photo.polarity))
     return out

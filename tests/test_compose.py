@@ -1,10 +1,12 @@
 import hashlib
+import warnings
 
 import numpy as np
 import pytest
 
 from core.errors import UserInputError
 from core.imageio import read_image, write_image
+from core.progress import Progress
 from core.workdir import WorkingDirectory
 from helpers import run_app
 from segmentation.autoseg import run_autoseg
@@ -149,6 +151,33 @@ def test_multi_class_pool_gives_class_index_masks(workdir, tmp_path):
     for p in wd.synthetic_masks.iterdir():
         values |= set(np.unique(read_image(p)).tolist())
     assert values == {0, 1, 2}
+
+
+def test_photo_that_is_all_objects_gives_no_background_and_no_nan(workdir, tmp_path):
+    import json
+    import shutil
+    copy = tmp_path / "wd"
+    shutil.copytree(workdir, copy)
+    project = json.loads((copy / "project.json").read_text())
+    photos = project["stages"]["autoseg"]["photos"]
+    first = sorted(photos)[0]
+    mask = copy / "autoseg" / photos[first]["mask"]
+    write_image(mask, np.full(read_image(mask).shape, 255, np.uint8))
+    messages = []
+
+    class Log(Progress):
+        def log(self, message):
+            messages.append(message)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        result = run_synthesize(copy, settings=SynthesisSettings(count=4, size=96, seed=3), progress=Log())
+    assert result.photo_backgrounds == 1
+    assert any(first in m and "background" in m for m in messages)
+    for name in sorted(WorkingDirectory(copy).synthetic_images.iterdir()):
+        assert np.isfinite(read_image(name).astype(float)).all()
+    rng = np.random.default_rng(0)
+    assert fill_objects(np.full((20, 20), 0.5, np.float32), np.ones((20, 20), bool), 0.01, rng) is None
 
 
 def test_empty_or_missing_pool(tmp_path):
