@@ -13,6 +13,7 @@ from PyQt5.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QPushButton,
     QRadioButton,
@@ -22,12 +23,15 @@ from PyQt5.QtWidgets import (
 )
 
 from core.imageio import IMAGE_EXTENSIONS
+from gui.calibration_panel import CalibrationPanel
 from gui.settings import read_value
 
 AUTOSEG, SYNTHESIZE, TRAIN, SEGMENT = "autoseg", "synthesize", "train", "segment"
+SEGMENT_ALL, REFINE = "segment_all", "refine"
+REVIEW = "review"  # opening a segmented photo: no model needed
 PHOTOS_SOURCE, CCD_SOURCE = "photos", "ccd"
 STAGE_TITLES = {AUTOSEG: "Auto-segment", SYNTHESIZE: "Create synthetic data", TRAIN: "Train",
-                SEGMENT: "Segment"}
+                SEGMENT: "Segment", SEGMENT_ALL: "Segment folder", REFINE: "Improve model"}
 
 
 class PathField(QWidget):
@@ -62,6 +66,7 @@ class PathField(QWidget):
             path = QFileDialog.getExistingDirectory(self, f"Choose the {self.label.lower()}", start)
         if path:
             self.edit.setText(path)
+            self.edit.editingFinished.emit()  # the window reloads what depends on the folder
 
     def mark(self, bad: bool) -> None:
         self.edit.setStyleSheet("border: 2px solid #d04040;" if bad else "")
@@ -122,17 +127,28 @@ class ControlsPanel(QWidget):
         self.batch = _spin(1, 512, 8, "Images per training step; lower it if memory runs short")
         self.seed = _spin(0, 2_147_483_647, 0, "Random seed: the same seed gives the same synthetic data "
                                                "and training")
+        self.rounds = _spin(1, 100, 1, "How many self-training rounds to run one after the other")
+        self.calibration = CalibrationPanel()
 
         self.buttons = {
             AUTOSEG: QPushButton("Auto-segment photos"),
             SYNTHESIZE: QPushButton("Create synthetic data"),
             TRAIN: QPushButton("Train"),
             SEGMENT: QPushButton("Segment"),
+            SEGMENT_ALL: QPushButton("Segment all photos"),
+            REFINE: QPushButton("Improve model (self-training round)"),
         }
         tips = {AUTOSEG: "Find confident objects in the photos (no learning) and save them into the pool",
                 SYNTHESIZE: "Composite training images from the pool, or simulate CCD frames",
                 TRAIN: "Train the U-Net on the synthetic images; the best epoch is kept",
-                SEGMENT: "Segment the photo with the model, measure the objects and open it for review"}
+                SEGMENT: "Segment the photo with the model, measure the objects and open it for review",
+                SEGMENT_ALL: "Segment every photo of the photos folder with the model into "
+                             "<working directory>/segmented and show the measurements of all of them",
+                REFINE: "One self-training round: segments the photos with the current model, adds the "
+                        "objects it is sure of to the pool, composites new synthetic images (as many as "
+                        "'Synthetic images') and retrains the model for 'Epochs' more epochs. The photos "
+                        "are segmented again at the end. A bundled model is copied into the working "
+                        "directory first and improved there."}
         for key, button in self.buttons.items():
             button.setToolTip(tips[key])
             button.clicked.connect(lambda _=False, k=key: self.stageRequested.emit(k))
@@ -160,14 +176,22 @@ class ControlsPanel(QWidget):
         t.addRow("Batch size", self.batch)
         t.addRow("Random seed", self.seed)
         t.addRow(self.buttons[TRAIN])
+        loop = QHBoxLayout()
+        loop.addWidget(QLabel("Rounds"))
+        loop.addWidget(self.rounds)
+        loop.addWidget(self.buttons[REFINE], 1)
+        t.addRow(loop)
 
         segment = QGroupBox("Segmentation")
         s = QFormLayout(segment)
         s.addRow("Photo to segment", self.photo)
-        s.addRow(self.buttons[SEGMENT])
+        both = QHBoxLayout()
+        both.addWidget(self.buttons[SEGMENT])
+        both.addWidget(self.buttons[SEGMENT_ALL])
+        s.addRow(both)
 
         layout = QVBoxLayout(self)
-        for box in (folders, data, train, segment):
+        for box in (folders, data, train, segment, self.calibration):
             layout.addWidget(box)
         layout.addStretch(1)
         self.source_photos.toggled.connect(lambda _c: self._update_source())
@@ -187,7 +211,7 @@ class ControlsPanel(QWidget):
 
     def spins(self) -> dict[str, QSpinBox]:
         return {"count": self.count, "size": self.size, "objects": self.objects, "epochs": self.epochs,
-                "batch": self.batch, "seed": self.seed}
+                "batch": self.batch, "seed": self.seed, "rounds": self.rounds}
 
     def training_data_dir(self) -> Path:
         from gui.stages import CCD_FOLDER
@@ -197,6 +221,7 @@ class ControlsPanel(QWidget):
 
     def set_busy(self, busy: bool) -> None:
         self._busy = busy
+        self.calibration.set_busy(busy)
         self._update_source()
 
     def _update_source(self) -> None:
@@ -218,6 +243,9 @@ class ControlsPanel(QWidget):
             SYNTHESIZE: [(self.workdir, "folder")],
             TRAIN: [(self.workdir, "folder"), (self.model, "folder"), (self.workdir, "training data")],
             SEGMENT: [(self.model, "model"), (self.photo, "existing"), (self.workdir, "folder")],
+            SEGMENT_ALL: [(self.model, "model"), (self.photos, "existing"), (self.workdir, "folder")],
+            REFINE: [(self.model, "model"), (self.photos, "existing"), (self.workdir, "folder")],
+            REVIEW: [(self.photo, "existing"), (self.workdir, "folder")],
         }[stage]
         for field, rule in checks:
             problem = self.check(field, rule)
@@ -239,6 +267,9 @@ class ControlsPanel(QWidget):
             return f"{name}: {path} is a file, not a folder."
         if rule == "model" and not path.is_dir():
             return f"{name}: {path} does not exist. Train a model first, or choose the folder of one."
+        if rule == "model" and not (path / "model.keras").is_file():
+            return (f"{name}: {path} holds no trained model (model.keras). Train a model first, "
+                    "or choose the folder of one.")
         if rule == "training data":
             data = self.training_data_dir()
             if not (data / "images").is_dir():

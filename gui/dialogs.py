@@ -192,3 +192,30 @@ def _default(f: dataclasses.Field):
     if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
         return f.default_factory()  # type: ignore[misc]
     return dataclasses.MISSING
+
+
+def ask_ccd_settings(window) -> dict | None:
+    """The CCD simulator's settings, asked in a dialog that starts from the
+    window's Synthetic images, Image size and Random seed (which then follow
+    the answer); None if cancelled or the simulator is not available."""
+    from gui import stages
+
+    try:
+        cls = stages.ccd_settings_class()
+    except ImportError:
+        text = "The Simulate CCD frames stage is not available yet in this version of SegLoop."
+        window.log(text)
+        window._message("inform", "Not available yet", text)
+        return None
+    c = window.controls
+    values = ask_dataclass_settings(
+        window, cls, window.settings, "ccd", {"count": c.count.value(), "size": c.size.value(),
+                                              "seed": c.seed.value()},
+        title="Simulated CCD frames",
+        intro="Settings of the CCD detector simulator. Hover over a name for what it means; "
+              "ranges are written 'low, high'.")
+    if values is not None:
+        c.count.setValue(int(values.get("count", c.count.value())))
+        c.size.setValue(int(values.get("size", c.size.value())))
+        c.seed.setValue(int(values.get("seed", c.seed.value())))
+    return values

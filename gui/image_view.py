@@ -14,8 +14,14 @@ import math
 
 import numpy as np
 from PyQt5.QtCore import QPoint, QPointF, QRectF, Qt, pyqtSignal
-from PyQt5.QtGui import QBrush, QColor, QImage, QPixmap, QTransform
-from PyQt5.QtWidgets import QGraphicsPixmapItem, QGraphicsScene, QGraphicsView
+from PyQt5.QtGui import QBrush, QColor, QImage, QPen, QPixmap, QTransform
+from PyQt5.QtWidgets import (
+    QGraphicsItemGroup,
+    QGraphicsLineItem,
+    QGraphicsPixmapItem,
+    QGraphicsScene,
+    QGraphicsView,
+)
 
 from core.imageio import to_display_uint8
 
@@ -26,6 +32,7 @@ CLASS_COLOURS = [
     (200, 90, 255), (0, 220, 220), (255, 110, 200), (150, 120, 60), (160, 160, 160),
 ]
 PICKED_COLOUR = (255, 230, 0)
+MARK_COLOUR = (0, 255, 255)  # scale bar ends: cyan stands out on gray photos and class colours
 MIN_ZOOM, MAX_ZOOM, ZOOM_STEP = 1 / 64, 64.0, 1.25
 DRAG_THRESHOLD = 4  # screen pixels a press may move and still count as a click
 
@@ -110,6 +117,7 @@ class ImageView(QGraphicsView):
         for item in (self._photo, self._overlay):
             self.scene().addItem(item)
         self._picked_items: dict[int, QGraphicsPixmapItem] = {}
+        self._marks: QGraphicsItemGroup | None = None
         self._image_shape: tuple[int, int] | None = None
         self._press: QPoint | None = None
         self._panning = False
@@ -119,6 +127,7 @@ class ImageView(QGraphicsView):
     def set_image(self, image: np.ndarray | None) -> None:
         """Show a photo of any dtype (16-bit and float are percentile-windowed)."""
         self.clear_picked()
+        self.set_marks([])
         self._overlay.setPixmap(QPixmap())
         if image is None:
             self._photo.setPixmap(QPixmap())
@@ -165,6 +174,32 @@ class ImageView(QGraphicsView):
 
     def clear_picked(self) -> None:
         self.set_picked({})
+
+    def set_marks(self, points: list[tuple[float, float]]) -> None:
+        """Mark points (x, y in image pixels) with crosses joined by a line,
+        e.g. the clicked ends of a scale bar; [] removes them. The pens are
+        cosmetic, so the marks keep their screen size at every zoom."""
+        if self._marks is not None:
+            self.scene().removeItem(self._marks)  # takes the lines with it
+            self._marks = None
+        if not points:
+            return
+        pen = QPen(QColor(*MARK_COLOUR), 2)
+        pen.setCosmetic(True)
+        group = QGraphicsItemGroup()
+        arm = max(2.0, 6.0 / max(self.zoom(), 1e-6))  # about 6 screen pixels
+        lines = [(x - arm, y, x + arm, y) for x, y in points] + [(x, y - arm, x, y + arm) for x, y in points]
+        lines += [(x0, y0, x1, y1) for (x0, y0), (x1, y1) in zip(points, points[1:])]
+        for coords in lines:
+            line = QGraphicsLineItem(*coords)
+            line.setPen(pen)
+            group.addToGroup(line)
+        group.setZValue(3)
+        self.scene().addItem(group)
+        self._marks = group
+
+    def marks_count(self) -> int:
+        return 0 if self._marks is None else len(self._marks.childItems())
 
     def picked_ids(self) -> list[int]:
         return sorted(self._picked_items)

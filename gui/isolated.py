@@ -51,15 +51,10 @@ class _PipeProgress(Progress):
     def __init__(self, conn, cancel_event) -> None:
         super().__init__()
         self._conn = conn
-        self._cancel_event = cancel_event
-
-    @property
-    def cancelled(self) -> bool:
-        return self._cancel_event.is_set()
-
-    def check_cancelled(self) -> None:
-        if self.cancelled:
-            raise StageCancelled("cancelled by the user")
+        # The shared event is the cancel flag itself, so that the sub-stage
+        # progress objects of a composite stage (core.progress.SubProgress
+        # shares its parent's flag) see a Cancel pressed in the parent too.
+        self._cancel = cancel_event
 
     def on_update(self, done: int, total: int, message: str) -> None:
         self._conn.send(("update", done, total, message))

@@ -27,7 +27,19 @@ from PyQt5.QtWidgets import (
 )
 
 from gui import dialogs, stages
-from gui.controls import AUTOSEG, CCD_SOURCE, SEGMENT, STAGE_TITLES, SYNTHESIZE, TRAIN, ControlsPanel
+from gui.calibration_panel import CalibrationController
+from gui.controls import (
+    AUTOSEG,
+    CCD_SOURCE,
+    REFINE,
+    REVIEW,
+    SEGMENT_ALL,
+    STAGE_TITLES,
+    SYNTHESIZE,
+    TRAIN,
+    ControlsPanel,
+)
+from gui.loop_actions import LoopActions
 from gui.pool_view import CCD, POOL, SYNTHETIC, PoolView
 from gui.progress_bar import StageProgressBar
 from gui.results_view import ResultsView
@@ -106,9 +118,12 @@ class MainWindow(QMainWindow):
         if workdir:
             self.controls.workdir.set_text(str(Path(workdir).expanduser().resolve()))
         self._fill_defaults()
+        self.calibration = CalibrationController(self)
+        self.loop = LoopActions(self)
         self.controls.workdir.edit.editingFinished.connect(self._workdir_changed)
         self.controls.model.edit.editingFinished.connect(self._model_changed)
         self._workdir_changed()
+        self.calibration.load()
         self.statusBar().showMessage("Ready")
 
     # -- construction -------------------------------------------------------------
@@ -152,6 +167,9 @@ class MainWindow(QMainWindow):
                 if folder.is_dir():
                     c.photos.set_text(str(folder))
                     break
+        if not c.photo.text() and c.photos.text():  # so that Segment works on first launch
+            photo = stages.first_photo(c.photos.text())
+            c.photo.set_text(str(photo) if photo is not None else "")
 
     def _workdir_changed(self) -> None:
         text = self.controls.workdir.text()
@@ -189,6 +207,8 @@ class MainWindow(QMainWindow):
             self._message("warn", "Check the fields", text)
             field.edit.setFocus()
             return False
+        if stage in (SEGMENT_ALL, REFINE):
+            return self.loop.start(stage)
         c = self.controls
         workdir = c.workdir.text()
         title = STAGE_TITLES[stage]
@@ -197,7 +217,7 @@ class MainWindow(QMainWindow):
                                 polarity=c.polarity.currentData(), seed=c.seed.value(),
                                 on_done=lambda _r: self._show_pool(POOL))
         if stage == SYNTHESIZE and c.source == CCD_SOURCE:
-            values = self._ask_ccd_settings()
+            values = dialogs.ask_ccd_settings(self)
             if values is None:
                 return False
             out = str(Path(workdir) / stages.CCD_FOLDER)
@@ -216,7 +236,7 @@ class MainWindow(QMainWindow):
                                 on_done=self._training_done, isolated=True)
         out = str(Path(workdir) / stages.SEGMENT_FOLDER)
         return self.run_job(title, stages.segment_job, c.model.text(), c.photo.text(), out,
-                            on_done=self._segment_done, isolated=True)
+                            on_done=self._segment_done, isolated=True, **self.calibration.segment_values())
 
     def run_job(self, name: str, fn, *args, on_done=None, isolated: bool = False, **kwargs) -> bool:
         """Run ``fn(*args, progress=..., **kwargs)`` in a worker thread (in a
@@ -278,7 +298,7 @@ class MainWindow(QMainWindow):
                               "cancelled": "cancelled", "error": "failed"}[failure.kind])
         self.log(failure.message)
         worker = self.runner.worker
-        if worker is not None and worker.name == STAGE_TITLES[TRAIN]:
+        if worker is not None and worker.name in (STAGE_TITLES[TRAIN], STAGE_TITLES[REFINE]):
             self.training.finished(failure.message)
         if failure.details and failure.kind == "error":
             self.log(failure.details)
@@ -316,7 +336,7 @@ class MainWindow(QMainWindow):
 
     def open_review(self) -> None:
         c = self.controls
-        problem = c.validate(SEGMENT)
+        problem = c.validate(REVIEW)
         if problem is not None:
             self._message("warn", "Check the fields", problem[1])
             return
@@ -346,27 +366,6 @@ class MainWindow(QMainWindow):
         self.run_job("Delete pool objects", stages.delete_pool_job, workdir, files,
                      on_done=lambda n: (self.log(f"Deleted {n} object{'s' if n != 1 else ''} from the pool."),
                                                self.pool.refresh()))
-
-    def _ask_ccd_settings(self) -> dict | None:
-        try:
-            cls = stages.ccd_settings_class()
-        except ImportError:
-            text = "The Simulate CCD frames stage is not available yet in this version of SegLoop."
-            self.log(text)
-            self._message("inform", "Not available yet", text)
-            return None
-        c = self.controls
-        values = dialogs.ask_dataclass_settings(
-            self, cls, self.settings, "ccd", {"count": c.count.value(), "size": c.size.value(),
-                                              "seed": c.seed.value()},
-            title="Simulated CCD frames",
-            intro="Settings of the CCD detector simulator. Hover over a name for what it means; "
-                  "ranges are written 'low, high'.")
-        if values is not None:
-            c.count.setValue(int(values.get("count", c.count.value())))
-            c.size.setValue(int(values.get("size", c.size.value())))
-            c.seed.setValue(int(values.get("seed", c.seed.value())))
-        return values
 
     # -- closing ------------------------------------------------------------------
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override

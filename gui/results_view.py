@@ -138,6 +138,7 @@ class ResultsView(QWidget):
         model = table_model(header, rows, self)
         self.proxy.setSourceModel(model)
         self.table.resizeColumnsToContents()
+        self.table.scrollToTop()  # a new table starts at its first rows
         summary = folder / "summary.csv"
         if summary.is_file():
             s_header, s_rows = read_csv(summary)

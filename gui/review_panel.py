@@ -43,6 +43,9 @@ class ReviewPanel(QWidget):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.session: ReviewSession | None = None
+        # While set (e.g. measuring a scale bar), clicks on the photo go to
+        # this callable(row, col) instead of the fill and pick tools.
+        self.capture = None
         self.view = ImageView(self)
         self.view.pixelClicked.connect(self._clicked)
 
@@ -158,6 +161,9 @@ class ReviewPanel(QWidget):
 
     # -- actions ----------------------------------------------------------------
     def _clicked(self, row: int, col: int, _modifiers) -> None:
+        if self.capture is not None:
+            self.capture(row, col)
+            return
         if self.session is None:
             return
         outcome = self.session.click(row, col, self.tool)

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from core.progress import Progress
+
 SEGMENT_FOLDER = "segmented"
 CCD_FOLDER = "synthetic_ccd"
 
@@ -96,15 +98,69 @@ class SegmentOutcome:
         return bool(getattr(self.result, "cancelled", False))
 
 
-def segment_job(model_dir: str, images: str, out_dir: str, *, progress):
-    from evaluation.segment import run_segment
+def segment_job(model_dir: str, images: str, out_dir: str, *, pixel_size: float | None = None,
+                unit: str = "µm", review: bool = True, progress):
+    """Segment a photo or a folder; with a ``pixel_size`` (in ``unit``) the
+    sizes are measured in that unit. ``review`` loads the first photo's
+    result for the Review tab."""
+    from evaluation.segment import SegmentSettings, run_segment
 
-    result = run_segment(model_dir, images, out_dir, progress=progress)
+    settings = SegmentSettings(pixel_size=pixel_size, unit=unit) if pixel_size else SegmentSettings()
+    result = run_segment(model_dir, images, out_dir, settings=settings, progress=progress)
     outcome = SegmentOutcome(result, Path(out_dir))
-    photo = first_photo(images)
+    photo = first_photo(images) if review else None
     if photo is not None and not outcome.cancelled:
         outcome.review = load_review(photo, out_dir, model_dir)
     return outcome
+
+
+def read_photo_job(path: str, *, progress):
+    from core.imageio import read_image
+
+    progress.update(0, 1, "reading")
+    image = read_image(path)
+    progress.update(1, 1, "read")
+    return image
+
+
+class EpochLines(Progress):
+    """Passes everything on to ``parent`` and turns the training's per-epoch
+    log lines (``epoch N/M: key=value ...``) into ``parent.epoch_end``
+    calls, for stages that train without an ``on_epoch_end`` hook, so the
+    Training tab still draws its curves."""
+
+    def __init__(self, parent: Progress) -> None:
+        super().__init__()
+        self._parent = parent
+        self._cancel = parent._cancel  # Cancel reaches the stage through the shared flag
+
+    def on_update(self, done: int, total: int, message: str) -> None:
+        self._parent.update(done, total, message)
+
+    def on_log(self, text: str) -> None:
+        from training.history import parse_epoch_line
+
+        self._parent.log(text)
+        parsed = parse_epoch_line(text)
+        if parsed is not None and hasattr(self._parent, "epoch_end"):
+            self._parent.epoch_end(parsed[0], parsed[2])
+
+
+def refine_job(photos: str, workdir: str, model_dir: str, *, rounds: int, epochs: int, count: int, size: int,
+               seed: int, copy_from: str | None = None, progress):
+    """Self-training rounds; ``copy_from`` (a bundled model) is first copied
+    into ``model_dir`` so that the bundled model itself never changes."""
+    import shutil
+
+    from loop.refine import RefineSettings, run_refine
+
+    if copy_from:
+        progress.update(0, 1, f"copying the model to {model_dir}")
+        shutil.copytree(copy_from, model_dir, dirs_exist_ok=True)
+    settings, unused = settings_for(RefineSettings, epochs=epochs, synthetic_count=count,
+                                    synthetic_size=size, seed=seed)
+    _log_unused(progress, "Improve model", unused)
+    return run_refine(photos, workdir, model_dir, rounds=rounds, settings=settings, progress=EpochLines(progress))
 
 
 def first_photo(images: str) -> Path | None:

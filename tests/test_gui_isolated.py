@@ -31,6 +31,20 @@ def child_until_cancelled(*, progress):
     return {"stopped_at": None}
 
 
+def child_with_sub_stages(*, progress):
+    """A composite stage: its parts poll their SubProgress, as pipeline and
+    refine do."""
+    from core.progress import SubProgress
+
+    part = SubProgress(progress, 0.0, 1.0, "part")
+    for i in range(6000):
+        if part.cancelled:
+            return {"stopped_at": i}
+        part.update(i, 6000)
+        time.sleep(0.005)
+    return {"stopped_at": None}
+
+
 def child_bad_input(*, progress):
     raise UserInputError("The model folder holds no model.keras: /m")
 
@@ -65,6 +79,17 @@ def test_child_runs_the_stage_and_relays_everything():
     assert progress.updates[-1] == (3, 3, "step 3") and len(progress.updates) == 4
     assert progress.lines == ["hello from the child"]
     assert progress.epochs == [(1, {"loss": 0.5, "val_loss": 0.4, "val_iou_grain": 0.7})]
+
+
+def test_cancel_reaches_the_sub_stages_of_a_child():
+    from gui.isolated import run_in_child
+
+    class Cancelling(Progress):
+        def on_update(self, done, total, message):
+            if done >= 20:  # SubProgress reports in thousandths
+                self.cancel()
+
+    assert run_in_child(child_with_sub_stages, (), {}, Cancelling())["stopped_at"] is not None
 
 
 def test_child_failures_are_raised_as_in_a_thread():
