@@ -77,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="model folder (model.keras + model.json)")
     p.add_argument("--images", required=True, help="folder of photos or one photo")
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--pixel-size", type=str, default=None,
+                   help="length of one pixel side, for sizes in physical units (e.g. 2.5)")
+    p.add_argument("--unit", default="um", help="unit of --pixel-size: nm, um or mm (default um)")
+    p.add_argument("--workdir", default=None,
+                   help="use the calibration stored in this working directory (set in the window)")
 
     p = sub.add_parser("evaluate", help="score predicted masks against expert masks")
     p.add_argument("--pred", required=True, help="folder of predicted masks")
@@ -139,9 +144,27 @@ def _run_train(args, progress) -> int:
 
 
 def _run_segment(args, progress) -> int:
-    from evaluation.segment import run_segment
+    from core.errors import UserInputError
+    from evaluation.calibration import calibration_from_pixel_size, load_calibration
+    from evaluation.segment import SegmentSettings, run_segment
 
-    result = run_segment(args.model, args.images, args.out, progress=progress)
+    settings = SegmentSettings()
+    if args.pixel_size is not None:
+        try:
+            size = float(args.pixel_size)
+        except ValueError:
+            raise UserInputError(f"--pixel-size must be a number, not '{args.pixel_size}'") from None
+        calibration = calibration_from_pixel_size(size, args.unit)
+    elif args.workdir:
+        calibration = load_calibration(args.workdir)
+        if calibration is None:
+            progress.log(f"{args.workdir} holds no calibration: sizes are in pixels only")
+    else:
+        calibration = None
+    if calibration is not None:
+        settings = SegmentSettings(pixel_size=calibration.pixel_size, unit=calibration.unit)
+        progress.log(f"Sizes also in {calibration.unit}: {calibration.describe()}")
+    result = run_segment(args.model, args.images, args.out, settings=settings, progress=progress)
     print(result.summary())
     return 0
 

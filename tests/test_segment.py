@@ -86,6 +86,32 @@ def test_segment_cli(trained, tmp_path):
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
 
 
+def test_segment_cli_reports_sizes_in_the_given_unit(trained, tmp_path):
+    import csv
+
+    from evaluation.calibration import calibration_from_pixel_size, save_calibration
+
+    typed = run_app("segment", "--model", trained / "model", "--images", trained / "photos",
+                    "--out", tmp_path / "typed", "--pixel-size", "0.5", "--unit", "nm")
+    assert typed.returncode == 0, typed.stderr
+    with open(tmp_path / "typed" / "objects.csv", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows and all(abs(float(r["equivalent_diameter_nm"]) - 0.5 * float(r["equivalent_diameter_px"])) < 1e-3
+                        for r in rows)
+    workdir = tmp_path / "wd"
+    workdir.mkdir()
+    save_calibration(workdir, calibration_from_pixel_size(2.0, "µm"))
+    stored = run_app("segment", "--model", trained / "model", "--images", trained / "photos",
+                     "--out", tmp_path / "stored", "--workdir", workdir)
+    assert stored.returncode == 0, stored.stderr
+    with open(tmp_path / "stored" / "objects.csv", encoding="utf-8") as fh:
+        assert "area_um2" in next(csv.reader(fh))
+    bad = run_app("segment", "--model", trained / "model", "--images", trained / "photos",
+                  "--out", tmp_path / "bad", "--pixel-size", "-3")
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "bad").exists()
+
+
 def test_pipeline_runs_every_stage(tmp_path):
     photos = tmp_path / "photos"
     photos.mkdir()
