@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--unit", default="um", help="unit of --pixel-size: nm, um or mm (default um)")
     p.add_argument("--workdir", default=None,
                    help="use the calibration stored in this working directory (set in the window)")
+    p.add_argument("--scale", type=float, default=0.0,
+                   help="resample the photos by this factor before segmenting (default 0: chosen per photo "
+                        "from the size of its objects)")
 
     p = sub.add_parser("evaluate", help="score predicted masks against expert masks")
     p.add_argument("--pred", required=True, help="folder of predicted masks")
@@ -148,7 +151,8 @@ def _run_segment(args, progress) -> int:
     from evaluation.calibration import calibration_from_pixel_size, load_calibration
     from evaluation.segment import SegmentSettings, run_segment
 
-    settings = SegmentSettings()
+    settings = SegmentSettings(scale=args.scale)
+    settings.check()
     if args.pixel_size is not None:
         try:
             size = float(args.pixel_size)
@@ -162,7 +166,7 @@ def _run_segment(args, progress) -> int:
     else:
         calibration = None
     if calibration is not None:
-        settings = SegmentSettings(pixel_size=calibration.pixel_size, unit=calibration.unit)
+        settings = SegmentSettings(scale=args.scale, pixel_size=calibration.pixel_size, unit=calibration.unit)
         progress.log(f"Sizes also in {calibration.unit}: {calibration.describe()}")
     result = run_segment(args.model, args.images, args.out, settings=settings, progress=progress)
     print(result.summary())

@@ -1,7 +1,7 @@
 """CCD check: train with the default settings on simulated detector frames,
 segment frames simulated with another seed, and print per-class scores.
 
-    python benchmarks/bench_ccd.py [--count 200] [--test-count 40] [--epochs N] [--work DIR]
+    python benchmarks/bench_ccd_training.py [--count 200] [--test-count 40] [--epochs N] [--work DIR]
 
 Prints the training time, per-class pixel precision/recall/F1/IoU and
 object F1 on the test frames (the report is also written to WORK/report).

@@ -110,6 +110,13 @@ def test_segment_cli_reports_sizes_in_the_given_unit(trained, tmp_path):
                   "--out", tmp_path / "bad", "--pixel-size", "-3")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "bad").exists()
+    fixed = run_app("segment", "--model", trained / "model", "--images", trained / "photos" / "p0.png",
+                    "--out", tmp_path / "fixed", "--scale", "0.5")
+    assert fixed.returncode == 0, fixed.stderr
+    assert json.loads((tmp_path / "fixed" / "segment.json").read_text())["scales"] == {"p0.png": 0.5}
+    absurd = run_app("segment", "--model", trained / "model", "--images", trained / "photos",
+                     "--out", tmp_path / "absurd", "--scale", "100")
+    assert absurd.returncode == 2 and "Scale" in absurd.stderr and not (tmp_path / "absurd").exists()
 
 
 def test_pipeline_runs_every_stage(tmp_path):
