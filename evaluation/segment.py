@@ -36,12 +36,16 @@ class SegmentSettings:
     pixel_size: float | None = None  # calibration for the measurements
     unit: str = "µm"
     include_border: bool = False  # objects cut by the edge in the size distribution
+    flips: bool = True            # average over mirrored predictions (4x the work, +0.014 IoU on EMPS)
+    threshold: float = 0.5        # object probability for an object pixel (two-class models)
 
     def check(self) -> None:
         if self.scale < 0 or self.scale > 16:
             raise UserInputError(f"Scale must be 0 (automatic) or between 0 and 16, not {self.scale}")
         if self.pixel_size is not None and not (self.pixel_size > 0 and np.isfinite(self.pixel_size)):
             raise UserInputError(f"Pixel size must be a positive number, not {self.pixel_size}")
+        if not 0.0 < self.threshold < 1.0:
+            raise UserInputError(f"The object threshold must be between 0 and 1, not {self.threshold}")
 
 
 @dataclass
@@ -106,14 +110,17 @@ def _median_diameter(mask: np.ndarray) -> float:
 
 
 def segment_photo(model, meta: dict, image: np.ndarray, *, scale: float = 0.0,
-                  tile: int | None = None, return_foreground: bool = False):
+                  tile: int | None = None, return_foreground: bool = False, flips: bool = False,
+                  threshold: float | None = None):
     """The class mask of one photo and the scale it was predicted at.
 
     With ``scale`` 0 the scale is chosen from the objects themselves: a
     first prediction of the whole photo at a small size measures the
     objects, and the photo is predicted again with its objects at the size
     the model works best at (``SIZE_MARGIN`` times its training median).
-    With ``return_foreground`` the object probability is returned too.
+    With ``return_foreground`` the object probability is returned too;
+    ``flips`` and ``threshold`` as in :func:`evaluation.predict.predict_mask`
+    (for the final prediction; the first look is a plain one).
     """
     from evaluation.predict import predict_mask
 
@@ -125,7 +132,8 @@ def segment_photo(model, meta: dict, image: np.ndarray, *, scale: float = 0.0,
         scale = _clip_scale(target / seen, image.shape) if seen > 0 else estimate_scale(image, meta)
     elif scale <= 0:
         scale = 1.0
-    mask, foreground = predict_mask(model, meta, image, scale=scale, tile=tile, return_foreground=True)
+    mask, foreground = predict_mask(model, meta, image, scale=scale, tile=tile, return_foreground=True,
+                                    flips=flips, threshold=threshold)
     return (mask, scale, foreground) if return_foreground else (mask, scale)
 
 
@@ -165,7 +173,8 @@ def run_segment(model_dir: str | Path, images: str | Path, out: str | Path, *,
                 result.failed.append(path.name)
                 progress.log(f"skipped: {exc}")
                 continue
-            mask, scale = segment_photo(model, meta, image, scale=settings.scale, tile=settings.tile)
+            mask, scale = segment_photo(model, meta, image, scale=settings.scale, tile=settings.tile,
+                                        flips=settings.flips, threshold=settings.threshold)
             measured = collector.add(path.stem, image, mask, image_name=path.name)
             result.photos += 1
             result.objects += measured.count

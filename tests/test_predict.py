@@ -245,3 +245,31 @@ def test_streamed_resampling_equals_whole_array_resampling():
         if dst == (100, 75):  # an exact 2.5x enlargement: no anti-aliasing involved
             np.testing.assert_allclose(streamed[..., 1], resample_image(source[..., 1], 2.5), atol=1e-6)
     assert resample_image(np.ones((50, 40), np.float32), 0.3).shape == (15, 12)
+
+
+def test_flips_average_the_four_mirror_images(loaded):
+    model, meta = loaded
+    image = _photo(64, 64, seed=3)  # one tile: the tile is the whole photo
+    views = [(lambda a: a), (lambda a: a[:, ::-1]), (lambda a: a[::-1]), (lambda a: a[::-1, ::-1])]
+    expected = np.mean([flip(predict_probabilities(model, meta, np.ascontiguousarray(flip(image))))
+                        for flip in views], axis=0)
+    got = predict_probabilities(model, meta, image, flips=True)
+    assert np.abs(got - expected).max() < 1e-4
+    assert np.abs(got - predict_probabilities(model, meta, image)).max() > 1e-4  # it changed something
+    big = _photo(200, 180, seed=4)  # tiled as without flips (see the tiled test above)
+    whole = predict_probabilities(model, meta, big, tile=256, flips=True)
+    tiled = predict_probabilities(model, meta, big, tile=64, overlap=32, flips=True)
+    np.testing.assert_allclose(tiled.sum(-1), 1.0, atol=1e-5)
+    diff = np.abs(tiled - whole)[8:-8, 8:-8]
+    assert diff.max() < 0.1 and np.percentile(diff, 99) < 0.02
+
+
+def test_object_threshold_for_two_class_models(loaded):
+    model, meta = loaded
+    image = _photo(seed=5)
+    _, fg = predict_mask(model, meta, image, return_foreground=True)
+    for threshold in (0.2, 0.5, 0.8):
+        mask = predict_mask(model, meta, image, threshold=threshold)
+        assert mask.dtype == np.uint8 and set(np.unique(mask)) <= {0, 1}
+        assert np.array_equal(mask, (fg >= threshold).astype(np.uint8))
+    assert (predict_mask(model, meta, image, threshold=0.2) >= predict_mask(model, meta, image, threshold=0.8)).all()
