@@ -88,8 +88,9 @@ def _run_model(model, batch: np.ndarray) -> np.ndarray:
 def _run_flipped(model, batch: np.ndarray) -> np.ndarray:
     """The mean of the predictions of the tiles as they are and mirrored
     left-right, top-bottom and both, each mirrored back (test-time
-    augmentation: measured +0.014 mean IoU on real EM photos for a model
-    trained on synthetic ones). Tile by tile, so memory stays bounded."""
+    augmentation: measured on real EM photos with a model trained on
+    synthetic ones, mean IoU +0.008 and instance F1 +0.03). Tile by tile,
+    so memory stays bounded."""
     n = len(batch)
     views = np.concatenate([batch, batch[:, :, ::-1], batch[:, ::-1], batch[:, ::-1, ::-1]])
     probs = _run_model(model, views)
