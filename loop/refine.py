@@ -178,6 +178,15 @@ def refine_pool(images, workdir: WorkingDirectory, model_dir, settings: RefineSe
         _, fg_m = predict_mask(model, meta, np.ascontiguousarray(image[:, ::-1]), scale=scale,
                                return_foreground=True)
         found = confident_objects(fg, fg_m[:, ::-1], settings)
+        mask_file = f"refine/{path.stem}_mask.png"
+        measured = _photo_stats(image, to_gray_float(image), found.labels, found.chosen, mask_file, 0)
+        classical_polarity = auto_stats.get(path.name, {}).get("polarity")
+        if found.labels.any() and classical_polarity and measured["polarity"] != classical_polarity:
+            # The model sees objects of the other polarity than auto-segmentation
+            # did: one of the two has the photo inside out, so nothing is learnt from it.
+            progress.log(f"{path.name}: left out of this round (the model's objects are "
+                         f"{measured['polarity']}, auto-segmentation's {classical_polarity})")
+            continue
         # auto objects the model now clearly calls background
         for row in by_photo.get(path.name, []):
             if row.get("origin") != "auto":
@@ -195,7 +204,6 @@ def refine_pool(images, workdir: WorkingDirectory, model_dir, settings: RefineSe
         added += len(written)
         # Backgrounds are cut from this mask: anything either the model or the
         # classical auto-segmentation calls an object is removed from them.
-        mask_file = f"refine/{path.stem}_mask.png"
         removed = fg >= 0.3
         classical = _auto_mask(workdir, auto_stats.get(path.name))
         if classical is not None and classical.shape == removed.shape:
@@ -203,8 +211,7 @@ def refine_pool(images, workdir: WorkingDirectory, model_dir, settings: RefineSe
         write_image(refine_dir / f"{path.stem}_mask.png", removed.astype(np.uint8) * np.uint8(255))
         kept_auto = sum(1 for r in by_photo.get(path.name, []) if r.get("origin") == "auto"
                         and r["file"] not in retire)
-        stats[path.name] = _photo_stats(image, to_gray_float(image), found.labels, found.chosen, mask_file,
-                                        kept_auto + len(written))
+        stats[path.name] = {**measured, "pooled": kept_auto + len(written)}
     retired = delete_objects(workdir.root, retire)
     workdir.record_stage("refine", {"photos": stats, "added": added, "retired": retired})
     return added, retired

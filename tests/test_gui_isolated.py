@@ -123,6 +123,7 @@ def window(qtbot, tmp_path, monkeypatch):
 
 def test_window_runs_an_isolated_stage_with_progress_epochs_and_cancel(qtbot, window):
     results = []
+    window.training.start(1)  # as the window does for a new training (the bundled model's curves go)
     with qtbot.waitSignal(window.runner.stopped, timeout=60000):
         window.run_job("Child", child_stage, 4, isolated=True, on_done=results.append)
     assert results[0]["pid"] != os.getpid()

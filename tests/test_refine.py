@@ -82,3 +82,31 @@ def test_refine_needs_a_pool_and_a_model(project, tmp_path):
         run_refine(project / "photos", project / "wd", tmp_path / "nomodel")
     with pytest.raises(UserInputError, match="at least 1"):
         run_refine(project / "photos", project / "wd", project / "model", rounds=0)
+
+
+def test_photo_whose_polarity_the_model_reverses_is_left_out(project, tmp_path):
+    import json
+    import shutil
+
+    from core.progress import Progress
+    from loop.refine import refine_pool
+
+    wd_dir = tmp_path / "wd"
+    shutil.copytree(project / "wd", wd_dir)
+    project_file = wd_dir / "project.json"
+    info = json.loads(project_file.read_text())
+    info["stages"].pop("refine", None)
+    info["stages"]["autoseg"]["photos"]["r1.png"]["polarity"] = "bright"  # the particles are dark
+    project_file.write_text(json.dumps(info))
+    wd = WorkingDirectory(wd_dir)
+    messages = []
+
+    class Log(Progress):
+        def log(self, message):
+            messages.append(message)
+
+    refine_pool(project / "photos", wd, project / "model", RefineSettings(), Log())
+    sources = {r["source_image"] for r in wd.read_index() if r["origin"] == "refined"}
+    assert sources == {"r0.png"}
+    assert any("r1.png" in m and "left out" in m for m in messages)
+    assert set(wd.load_project()["stages"]["refine"]["photos"]) == {"r0.png"}
