@@ -70,9 +70,10 @@ class SegmentResult:
 
 # The network finds objects best when they look somewhat larger than the
 # median it was trained on: it loses objects smaller than it has seen more
-# readily than it mis-draws larger ones (measured on electron micrographs:
-# predicting with the objects at 1.5x the training median beat 1.0x).
-SIZE_MARGIN = 1.5
+# readily than it mis-draws larger ones. Measured on 60 electron micrographs
+# with the area-weighted size below, mean IoU 0.700 / 0.721 / 0.711 at
+# margins 1.5 / 2.0 / 2.5 (the plain median object at 1.5: 0.681).
+SIZE_MARGIN = 2.0
 # First look: the photo brought to this longer side, enough to see the
 # objects of most micrographs and cheap to predict.
 FIRST_LOOK = 448
@@ -98,14 +99,20 @@ def _clip_scale(scale: float, shape) -> float:
 
 
 def _median_diameter(mask: np.ndarray) -> float:
+    """Equivalent diameter of the object that the median object pixel
+    belongs to (the area-weighted median): a crowd of specks, which a model
+    can see in a photo's texture, does not drag it down as it does the
+    plain median of the objects."""
     from segmentation.instances import split_touching
 
     labels = split_touching(mask > 0)
     if labels.max() == 0:
         return 0.0
     areas = np.bincount(labels.ravel())[1:]
-    areas = areas[areas > 0]
-    return float(np.sqrt(4.0 * np.median(areas) / np.pi))
+    areas = np.sort(areas[areas > 0])
+    cumulative = np.cumsum(areas)
+    median_pixel_area = areas[np.searchsorted(cumulative, cumulative[-1] / 2)]
+    return float(np.sqrt(4.0 * median_pixel_area / np.pi))
 
 
 def segment_photo(model, meta: dict, image: np.ndarray, *, scale: float = 0.0,
@@ -116,7 +123,8 @@ def segment_photo(model, meta: dict, image: np.ndarray, *, scale: float = 0.0,
     With ``scale`` 0 the scale is chosen from the objects themselves: a
     first prediction of the whole photo at a small size measures the
     objects, and the photo is predicted again with its objects at the size
-    the model works best at (``SIZE_MARGIN`` times its training median).
+    the model works best at (``SIZE_MARGIN`` times its training median,
+    with the objects' size weighted by area).
     With ``return_foreground`` the object probability is returned too;
     ``flips`` and ``threshold`` as in :func:`evaluation.predict.predict_mask`
     (for the final prediction; the first look is a plain one).

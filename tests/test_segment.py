@@ -130,3 +130,16 @@ def test_pipeline_runs_every_stage(tmp_path):
     assert (tmp_path / "wd" / "segmented" / "a_mask.png").exists()
     assert (tmp_path / "model" / "model.keras").exists()
     assert "segmentation:" in result.summary()
+
+
+def test_object_size_is_not_dragged_down_by_specks():
+    from evaluation.segment import _median_diameter
+
+    mask = np.zeros((400, 400), bool)
+    yy, xx = np.mgrid[:400, :400]
+    for cy, cx in ((80, 80), (80, 250), (250, 120), (260, 300)):
+        mask |= (yy - cy) ** 2 + (xx - cx) ** 2 <= 40 ** 2
+    for k in range(30):  # specks, more of them than particles
+        mask[370 + (k // 15) * 10, 10 + (k % 15) * 12] = True
+    assert abs(_median_diameter(mask) - 80) < 3
+    assert _median_diameter(np.zeros((10, 10), bool)) == 0.0
