@@ -128,8 +128,14 @@ def _photo_stats(image: np.ndarray, gray: np.ndarray, labels: np.ndarray, chosen
     smooth = ndi.gaussian_filter(gray, 1.0)
     residual = (gray - smooth)[background] if background.any() else (gray - smooth).ravel()
     noise = float(1.4826 * np.median(np.abs(residual - np.median(residual))))
-    areas = np.bincount(labels.ravel())[1:]
-    areas = areas[areas > 0]
+    all_areas = np.bincount(labels.ravel())
+    areas = all_areas[1:][all_areas[1:] > 0]
+    if chosen:
+        # The pooled objects are composited at the size they have here, so
+        # the photo's object size is theirs; specks the model also saw are
+        # neither objects for the density nor for the size.
+        typical = float(np.median(all_areas[list(chosen)]))
+        areas = areas[areas >= typical / 4]
     diameter = float(np.sqrt(4 * np.median(areas) / np.pi)) if areas.size else 0.0
     return {"mask": mask_file, "polarity": "dark" if obj_level < bg_level else "bright",
             "objects": int(areas.size), "pooled": pooled, "median_diameter_px": round(diameter, 2),

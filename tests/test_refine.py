@@ -110,3 +110,18 @@ def test_photo_whose_polarity_the_model_reverses_is_left_out(project, tmp_path):
     assert sources == {"r0.png"}
     assert any("r1.png" in m and "left out" in m for m in messages)
     assert set(wd.load_project()["stages"]["refine"]["photos"]) == {"r0.png"}
+
+
+def test_photo_size_and_density_come_from_objects_not_specks():
+    from loop.refine import _photo_stats
+
+    labels = np.zeros((300, 300), np.int32)
+    yy, xx = np.mgrid[:300, :300]
+    for k, (cy, cx) in enumerate(((60, 60), (60, 200), (200, 80), (210, 220)), start=1):
+        labels[(yy - cy) ** 2 + (xx - cx) ** 2 <= 25 ** 2] = k
+    for k in range(40):  # specks of texture the model also marked
+        labels[285, 5 + 7 * k] = 5 + k
+    gray = np.where(labels > 0, 0.2, 0.8).astype(np.float32)
+    stats = _photo_stats((gray * 255).astype(np.uint8), gray, labels, [1, 2, 3], "m.png", 3)
+    assert stats["objects"] == 4 and abs(stats["median_diameter_px"] - 50) < 2
+    assert stats["polarity"] == "dark"
