@@ -131,17 +131,50 @@ def segment_photo(model, meta: dict, image: np.ndarray, *, scale: float = 0.0,
     """
     from evaluation.predict import predict_mask
 
+    marks = _annotations(image) if len(meta.get("classes", ())) == 2 else None
     target = float(meta.get("object_diameter") or 0.0) * SIZE_MARGIN
     if scale <= 0 and target > 0:
         first = _clip_scale(FIRST_LOOK / max(image.shape[:2]), image.shape)
-        mask = predict_mask(model, meta, image, scale=first, tile=tile)
+        mask = _without_marks(predict_mask(model, meta, image, scale=first, tile=tile), marks)
         seen = _median_diameter(mask) / first  # object diameter in the photo's pixels
         scale = _clip_scale(target / seen, image.shape) if seen > 0 else estimate_scale(image, meta)
     elif scale <= 0:
         scale = 1.0
     mask, foreground = predict_mask(model, meta, image, scale=scale, tile=tile, return_foreground=True,
                                     flips=flips, threshold=threshold)
+    cleaned = _without_marks(mask, marks)
+    if cleaned is not mask:  # the probabilities say what the mask says
+        foreground[(mask > 0) & (cleaned == 0)] = 0.0
+        foreground[marks] = 0.0
+    mask = cleaned
     return (mask, scale, foreground) if return_foreground else (mask, scale)
+
+
+def _annotations(image: np.ndarray) -> np.ndarray | None:
+    """Burned-in scale bars, their labels and panel letters of a photo."""
+    from core.imageio import to_gray
+    from segmentation.annotations import find_annotations
+
+    marks = find_annotations(to_gray(image).astype(np.float32))
+    return marks if marks.any() else None
+
+
+def _without_marks(mask: np.ndarray, marks: np.ndarray | None) -> np.ndarray:
+    """``mask`` with burned-in annotations taken out: their pixels, and
+    what is left of an object that lay mostly on one. A scale bar or a
+    letter is never a particle, and a model that takes one for an object
+    would also misjudge the photo's object size."""
+    if marks is None or not (marks & (mask > 0)).any():
+        return mask
+    from scipy import ndimage as ndi
+
+    components, count = ndi.label(mask > 0)
+    area = np.bincount(components.ravel(), minlength=count + 1)
+    on_marks = np.bincount(components[marks], minlength=count + 1)
+    mostly = np.flatnonzero(on_marks > area / 2)
+    mask = mask.copy()
+    mask[marks | np.isin(components, mostly[mostly > 0])] = 0
+    return mask
 
 
 def run_segment(model_dir: str | Path, images: str | Path, out: str | Path, *,

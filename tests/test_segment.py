@@ -143,3 +143,24 @@ def test_object_size_is_not_dragged_down_by_specks():
         mask[370 + (k // 15) * 10, 10 + (k % 15) * 12] = True
     assert abs(_median_diameter(mask) - 80) < 3
     assert _median_diameter(np.zeros((10, 10), bool)) == 0.0
+
+
+def test_scale_bar_and_letters_are_not_objects():
+    from evaluation.segment import _annotations, _without_marks
+    from synthetic.scenes import draw_panel_letter, draw_scale_bar
+
+    image = np.full((300, 400), 180, np.uint8)
+    yy, xx = np.mgrid[:300, :400]
+    particle = (yy - 150) ** 2 + (xx - 200) ** 2 <= 40 ** 2
+    image[particle] = 90
+    bar = draw_scale_bar(image)
+    letter = draw_panel_letter(image)
+    marks = _annotations(image)
+    assert marks is not None
+    # a model that marks the particle, the bar and the letter as objects
+    mask = particle.astype(np.uint8)
+    for r0, c0, r1, c1 in (bar, letter):
+        mask[r0:r1, c0:c1] |= (image[r0:r1, c0:c1] == 0)
+    cleaned = _without_marks(mask, marks)
+    assert np.array_equal(cleaned > 0, particle)
+    assert _without_marks(particle.astype(np.uint8), None).sum() == particle.sum()
