@@ -9,7 +9,8 @@ the photos into the pool, opens one photo's segmentation for review
 stage is available, otherwise by the classical auto-segmentation), fills
 the closed contours, picks a few objects, then starts a long stage so the
 progress bar is caught mid-run, and saves one PNG per tab with
-``QWidget.grab()``: review.png, training.png, pool.png, results.png.
+``QWidget.grab()``: window_review.png, window_training.png, window_pool.png,
+window_results.png (the names the README shows).
 
 Without --photos, sample photos of particles are rendered into a temporary
 folder.
@@ -199,7 +200,7 @@ def shoot(args, tmp: Path) -> int:
     for name, tab in shots.items():
         window.tabs.setCurrentWidget(tab)
         settle(app, 0.8 if name == "pool" else 0.3)
-        window.grab().save(str(out_dir / f"{name}.png"))
+        window.grab().save(str(out_dir / f"window_{name}.png"))
     window.cancel_stage()
     wait(window, app)
     print(f"review of {photo.name} ({'model' if used_model else 'classical auto-segmentation'}), "

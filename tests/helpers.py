@@ -36,3 +36,31 @@ def tiny_training(epochs=6, seed=0):
 
     return TrainSettings(epochs=epochs, batch_size=4, patch_size=64, depth=2, base_filters=8,
                          preset="cpu", seed=seed, patience=50, tile_size=128)
+
+
+def open_window(qtbot, workdir):
+    """The main window on ``workdir``, shown and exposed."""
+    from gui.main_window import MainWindow
+
+    window = MainWindow(workdir=str(workdir))
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    return window
+
+
+def record_message_boxes(monkeypatch, settings_dir) -> list[tuple[str, str]]:
+    """Settings in ``settings_dir`` (a first launch) and every information,
+    warning or critical message box recorded as (kind, text) and answered OK."""
+    from PyQt5.QtWidgets import QMessageBox
+
+    from gui.settings import SETTINGS_DIR_VARIABLE
+
+    monkeypatch.setenv(SETTINGS_DIR_VARIABLE, str(settings_dir))
+    shown = []
+    for kind in ("information", "warning", "critical"):
+        def show(parent, title, text, *args, _kind=kind, **kwargs):
+            shown.append((_kind, text))
+            return QMessageBox.Ok
+        monkeypatch.setattr(QMessageBox, kind, staticmethod(show))
+    return shown

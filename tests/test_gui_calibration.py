@@ -8,32 +8,15 @@ import json
 import numpy as np
 import pytest
 from PyQt5.QtCore import Qt
-from PyQt5.QtWidgets import QMessageBox
 
 from core.imageio import write_image
 from gui.calibration_panel import NOT_CALIBRATED, ScaleBarDialog
-from gui.main_window import MainWindow
-from gui.settings import SETTINGS_DIR_VARIABLE
+from helpers import open_window, record_message_boxes
 
 
 @pytest.fixture
 def boxes(tmp_path, monkeypatch):
-    monkeypatch.setenv(SETTINGS_DIR_VARIABLE, str(tmp_path / "settings"))
-    shown = []
-    for kind in ("information", "warning", "critical"):
-        def show(parent, title, text, *args, _kind=kind, **kwargs):
-            shown.append((_kind, text))
-            return QMessageBox.Ok
-        monkeypatch.setattr(QMessageBox, kind, staticmethod(show))
-    return shown
-
-
-def open_window(qtbot, workdir):
-    window = MainWindow(workdir=str(workdir))
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitExposed(window)
-    return window
+    return record_message_boxes(monkeypatch, tmp_path / "settings")
 
 
 def answer_length(monkeypatch, length, unit="µm"):

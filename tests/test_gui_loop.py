@@ -8,12 +8,10 @@ import shutil
 
 import pytest
 from PyQt5.QtCore import Qt
-from PyQt5.QtWidgets import QMessageBox
 
 from core.imageio import write_image
 from gui.controls import REFINE, SEGMENT, SEGMENT_ALL
-from gui.main_window import MainWindow
-from gui.settings import SETTINGS_DIR_VARIABLE
+from helpers import open_window, record_message_boxes, tiny_training
 
 pytestmark = pytest.mark.skipif(
     any(importlib.util.find_spec(m) is None for m in ("training.train", "evaluation.segment", "loop.refine")),
@@ -27,7 +25,7 @@ def trained(tmp_path_factory):
     from segmentation.autoseg import run_autoseg
     from synthetic.compose import SynthesisSettings, run_synthesize
     from synthetic.scenes import render_particle_scene
-    from training.train import TrainSettings, run_training
+    from training.train import run_training
 
     root = tmp_path_factory.mktemp("gui_loop")
     photos = root / "photos"
@@ -37,30 +35,13 @@ def trained(tmp_path_factory):
         write_image(photos / f"p{i}.png", image)
     run_autoseg(photos, root / "wd")
     run_synthesize(root / "wd", settings=SynthesisSettings(count=16, size=64, object_diameter=16))
-    run_training(root / "wd" / "synthetic", root / "model",
-                 settings=TrainSettings(epochs=4, batch_size=4, patch_size=64, depth=2, base_filters=8,
-                                        preset="cpu", patience=50, tile_size=128))
+    run_training(root / "wd" / "synthetic", root / "model", settings=tiny_training(epochs=4))
     return root
 
 
 @pytest.fixture
 def boxes(tmp_path, monkeypatch):
-    monkeypatch.setenv(SETTINGS_DIR_VARIABLE, str(tmp_path / "settings"))  # a first launch
-    shown = []
-    for kind in ("information", "warning", "critical"):
-        def show(parent, title, text, *args, _kind=kind, **kwargs):
-            shown.append((_kind, text))
-            return QMessageBox.Ok
-        monkeypatch.setattr(QMessageBox, kind, staticmethod(show))
-    return shown
-
-
-def open_window(qtbot, workdir):
-    window = MainWindow(workdir=str(workdir))
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitExposed(window)
-    return window
+    return record_message_boxes(monkeypatch, tmp_path / "settings")
 
 
 def press(qtbot, window, stage, timeout=180000):

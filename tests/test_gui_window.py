@@ -15,8 +15,8 @@ from core.imageio import write_image
 from core.workdir import WorkingDirectory
 from gui import dialogs
 from gui.controls import AUTOSEG, SEGMENT, SYNTHESIZE, TRAIN
-from gui.main_window import MainWindow
 from gui.settings import SETTINGS_DIR_VARIABLE
+from helpers import open_window
 
 
 def available(module: str) -> bool:
@@ -58,14 +58,6 @@ def settings_dir(tmp_path, monkeypatch):
     folder = tmp_path / "settings"
     monkeypatch.setenv(SETTINGS_DIR_VARIABLE, str(folder))
     return folder
-
-
-def open_window(qtbot, workdir):
-    window = MainWindow(workdir=str(workdir))
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitExposed(window)
-    return window
 
 
 @pytest.fixture
