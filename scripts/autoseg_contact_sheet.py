@@ -34,7 +34,8 @@ def render(path: Path, width: int = 640) -> Image.Image:
     tile = Image.fromarray(rgb)
     tile.thumbnail((width, width))
     draw = ImageDraw.Draw(tile)
-    text = f"{path.name}: {found.count} found, {len(found.pooled)} pooled ({found.polarity})"
+    kind = f"{found.polarity}, both sides" if found.both_sides else found.polarity
+    text = f"{path.name}: {found.count} found, {len(found.pooled)} pooled ({kind})"
     draw.rectangle((0, 0, 8 + 6 * len(text), 16), fill=(0, 0, 0))
     draw.text((4, 2), text, fill=(255, 255, 255))
     return tile

@@ -68,6 +68,7 @@ class ObjectMap:
     noise: float                # background noise sigma of the gray image in [0, 1]
     background_level: float     # median gray level (0..1) of the background
     object_level: float         # median gray level (0..1) of the objects
+    both_sides: bool = False    # objects found on both sides of a smooth background
 
     @property
     def count(self) -> int:
@@ -151,7 +152,8 @@ def find_objects(image: np.ndarray, *, polarity: str = "auto", min_confidence: f
     else:
         foreground = mask
     return ObjectMap(labels.astype(np.int32, copy=False), foreground, annotations, fg.polarity,
-                     fg.polarity_margin, scores, pooled, scale, noise, background_level, object_level)
+                     fg.polarity_margin, scores, pooled, scale, noise, background_level, object_level,
+                     fg.both_sides)
 
 
 def _resize(array: np.ndarray, size: tuple[int, int], method: str) -> np.ndarray:
@@ -269,6 +271,7 @@ def run_autoseg(images: str | Path, workdir: str | Path, *, settings: AutosegSet
             "noise_sigma": round(found.noise, 5), "width": int(image.shape[1]), "height": int(image.shape[0]),
             "gray_range": [round(v, 4) for v in percentile_range(to_gray(image))],
             "background_level": round(found.background_level, 4), "object_level": round(found.object_level, 4),
+            "both_sides": found.both_sides,
         }
         progress.log(f"{path.name}: {found.count} objects ({found.polarity} on the background), "
                      f"{len(found.pooled)} pooled")

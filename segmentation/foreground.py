@@ -7,6 +7,12 @@ or brighter than the background) from which side of the threshold the
 photo's border belongs to, a smooth background surface estimated from the
 background pixels and subtracted (uneven illumination), a second threshold,
 closing of nearly closed outlines (rim-lit particles) and hole filling.
+
+When the polarity is detected, the photo is also asked whether its objects
+lie on both sides of a smooth background (grey grains with dark rims and
+mixed grains next to bright ones in resin, see :mod:`segmentation.departures`);
+where it clearly says so, everything that departs from the background is
+an object, and elsewhere the threshold's objects stay as they are.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.filters import threshold_otsu
 
+from segmentation.departures import find_departures
+
 
 @dataclass
 class Foreground:
@@ -25,6 +33,7 @@ class Foreground:
     polarity_margin: float    # 0 (a coin toss) .. 0.5 (certain); 0.5 when given by the user
     smoothed: np.ndarray      # float32, illumination-corrected, smoothed gray image
     threshold: float
+    both_sides: bool = False  # objects are everything departing from the background, on both sides
 
 
 def detect_polarity(smoothed: np.ndarray, threshold: float, valid: np.ndarray) -> tuple[str, float]:
@@ -88,7 +97,7 @@ class _quiet:
 
 
 def find_foreground(gray: np.ndarray, valid: np.ndarray, *, polarity: str = "auto",
-                    correct_illumination: bool = True) -> Foreground:
+                    correct_illumination: bool = True, both_sides: bool = True) -> Foreground:
     """Objects of a float gray photo in [0, 1].
 
     Parameters
@@ -101,8 +110,13 @@ def find_foreground(gray: np.ndarray, valid: np.ndarray, *, polarity: str = "aut
         Objects darker or brighter than the background; "auto" detects it.
     correct_illumination : bool
         Subtract a smooth background surface before the final threshold.
+    both_sides : bool
+        With ``polarity="auto"``, take everything that departs from a smooth
+        background as objects in photos whose objects lie on both sides of
+        it (:func:`segmentation.departures.find_departures`).
     """
     h, w = gray.shape
+    detect = polarity == "auto"
     sigma = max(1.0, min(h, w) / 512.0)
     smoothed = ndi.gaussian_filter(gray.astype(np.float32), sigma)
     values = smoothed[valid]
@@ -110,7 +124,7 @@ def find_foreground(gray: np.ndarray, valid: np.ndarray, *, polarity: str = "aut
         return Foreground(np.zeros((h, w), bool), "dark" if polarity == "auto" else polarity,
                           0.0, smoothed, 0.5)
     threshold = float(threshold_otsu(values))
-    if polarity == "auto":
+    if detect:
         polarity, margin = detect_polarity(smoothed, threshold, valid)
     else:
         margin = 0.5
@@ -129,6 +143,10 @@ def find_foreground(gray: np.ndarray, valid: np.ndarray, *, polarity: str = "aut
     radius = max(1, int(round(0.006 * max(h, w))))
     closed = ndi.binary_closing(mask, structure=_disk(radius), border_value=0)
     mask |= ndi.binary_fill_holes(closed) & ~closed & valid
+    if detect and both_sides:
+        departures = find_departures(gray, smoothed, valid, mask)
+        if departures.used:
+            return Foreground(departures.mask, polarity, float(margin), smoothed, threshold, True)
     return Foreground(mask, polarity, float(margin), smoothed, threshold)
 
 
