@@ -10,8 +10,10 @@ For each photo ``<stem>.<ext>`` the output folder receives ``<stem>_mask.png``
 Object scale: a model trained on synthetic images knows the median object
 diameter it saw (``object_diameter`` in model.json). Each photo is resampled
 so that its objects have about ``SIZE_MARGIN`` times that size, measured by a
-first look of the model at the whole photo reduced to ``FIRST_LOOK`` pixels.
-The final prediction averages each tile over its mirror images.
+first look of the model at the whole photo reduced to ``FIRST_LOOK`` pixels,
+then checked: of that scale and the scales ``SCALE_STEP`` either side, the
+one where the model is surest of its objects is kept. The final prediction
+averages each tile over its mirror images.
 """
 
 from __future__ import annotations
@@ -77,6 +79,21 @@ SIZE_MARGIN = 2.0
 # First look: the photo brought to this longer side, enough to see the
 # objects of most micrographs and cheap to predict.
 FIRST_LOOK = 448
+# The first look's size is then checked at this factor either side: the
+# photo is predicted at the three scales and the one where the model is
+# surest of its objects wins. Measured on the same 60 micrographs with two
+# models of the label-free pipeline (after 8 and 14 epochs): mean IoU
+# 0.726 -> 0.761 and 0.681 -> 0.752, instance F1 0.551 -> 0.628 and
+# 0.453 -> 0.517 (the best of five scales per photo, picked with the expert
+# masks: 0.791 for the first). A wider search (five scales) gained nothing.
+SCALE_STEP = float(np.sqrt(2.0))
+# A step is taken only where the model is clearly surer there. Outlines are
+# a band of doubt a few network pixels wide, thinner in the photo's pixels the
+# more it is enlarged, so certainty creeps up with the scale by itself (about
+# 0.006 a step on the bundled model); the first look's mistakes show as
+# differences of 0.05 to 0.3. With 0.02, 35 instead of 43 of the 60
+# micrographs are enlarged a step, at the same accuracy.
+CLEARLY_SURER = 0.02
 
 
 def estimate_scale(image: np.ndarray, meta: dict) -> float:
@@ -124,7 +141,8 @@ def segment_photo(model, meta: dict, image: np.ndarray, *, scale: float = 0.0,
     first prediction of the whole photo at a small size measures the
     objects, and the photo is predicted again with its objects at the size
     the model works best at (``SIZE_MARGIN`` times its training median,
-    with the objects' size weighted by area).
+    with the objects' size weighted by area), or a step either side where
+    the model is surer of its objects.
     With ``return_foreground`` the object probability is returned too;
     ``flips`` and ``threshold`` as in :func:`evaluation.predict.predict_mask`
     (for the final prediction; the first look is a plain one).
@@ -138,6 +156,7 @@ def segment_photo(model, meta: dict, image: np.ndarray, *, scale: float = 0.0,
         mask = _without_marks(predict_mask(model, meta, image, scale=first, tile=tile), marks)
         seen = _median_diameter(mask) / first  # object diameter in the photo's pixels
         scale = _clip_scale(target / seen, image.shape) if seen > 0 else estimate_scale(image, meta)
+        scale = _surest_scale(model, meta, image, scale, tile, marks)
     elif scale <= 0:
         scale = 1.0
     mask, foreground = predict_mask(model, meta, image, scale=scale, tile=tile, return_foreground=True,
@@ -148,6 +167,44 @@ def segment_photo(model, meta: dict, image: np.ndarray, *, scale: float = 0.0,
         foreground[marks] = 0.0
     mask = cleaned
     return (mask, scale, foreground) if return_foreground else (mask, scale)
+
+
+def object_certainty(mask: np.ndarray, foreground: np.ndarray) -> float:
+    """How sure the model is of the objects it drew: the mean of
+    ``|2p - 1|`` over the object pixels (0 when there are none).
+
+    It leans a little towards larger scales (see ``CLEARLY_SURER``).
+    Leaving the outlines out at every scale instead was measured too (60
+    micrographs: mean IoU 0.723 against 0.754): on small objects it leaves
+    too little inside to compare.
+    """
+    objects = mask > 0
+    return float(np.mean(np.abs(2.0 * foreground[objects] - 1.0))) if objects.any() else 0.0
+
+
+def _surest_scale(model, meta: dict, image: np.ndarray, scale: float, tile: int | None,
+                  marks: np.ndarray | None) -> float:
+    """Of ``scale`` and the scales ``SCALE_STEP`` either side of it, the
+    one at which the model is surest of its objects (``scale`` itself
+    unless another is surer by more than ``CLEARLY_SURER``).
+
+    The first look's object size can be off by a factor of two (a model
+    that sees large particles as clusters of small ones, or the reverse);
+    at a wrong scale the network hesitates inside the objects, at the right
+    one it does not.
+    """
+    from evaluation.predict import predict_mask
+
+    candidates = sorted({_clip_scale(scale * f, image.shape) for f in (1 / SCALE_STEP, 1.0, SCALE_STEP)})
+    if len(candidates) == 1:
+        return candidates[0]
+    certainty = {}
+    for candidate in candidates:
+        mask, foreground = predict_mask(model, meta, image, scale=candidate, tile=tile, return_foreground=True)
+        certainty[candidate] = object_certainty(_without_marks(mask, marks), foreground)
+    best = max(certainty, key=certainty.get)
+    start = min(candidates, key=lambda c: abs(c - scale))
+    return best if certainty[best] > certainty[start] + CLEARLY_SURER else start
 
 
 def _annotations(image: np.ndarray) -> np.ndarray | None:

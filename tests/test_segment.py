@@ -47,9 +47,10 @@ def test_segment_writes_every_output(trained, tmp_path):
     assert (out / "size_histogram.png").exists()
     info = json.loads((out / "segment.json").read_text())
     assert set(info["scales"]) == {"p0.png", "p1.png"}
-    # the model saw objects about 16 px across and is shown them at 1.5 times that; these photos'
-    # are about 17 px, so they are enlarged moderately (a tiny model measures them a little small)
-    assert all(1.0 < s < 3.0 for s in info["scales"].values())
+    # the model saw objects about 16 px across and is shown them at 2 times that; these photos'
+    # are about 17 px, so they are enlarged (a tiny model measures them a little small, and the
+    # check a step either side may enlarge them once more), never shrunk, never beyond the limit
+    assert all(1.0 < s <= 4.0 for s in info["scales"].values())
 
 
 def test_segment_finds_the_particles(trained, tmp_path):
@@ -164,3 +165,43 @@ def test_scale_bar_and_letters_are_not_objects():
     cleaned = _without_marks(mask, marks)
     assert np.array_equal(cleaned > 0, particle)
     assert _without_marks(particle.astype(np.uint8), None).sum() == particle.sum()
+
+
+def test_object_certainty():
+    from evaluation.segment import object_certainty
+
+    mask = np.zeros((20, 20), np.uint8)
+    mask[5:15, 5:15] = 1
+    sure = np.where(mask > 0, 0.99, 0.01).astype(np.float32)
+    hesitant = np.where(mask > 0, 0.6, 0.01).astype(np.float32)
+    assert object_certainty(mask, sure) == pytest.approx(0.98)
+    assert object_certainty(mask, hesitant) == pytest.approx(0.2)
+    assert object_certainty(np.zeros_like(mask), sure) == 0.0
+
+
+def test_automatic_scale_is_where_the_model_is_surest(trained):
+    from evaluation.predict import load_model, predict_mask
+    from evaluation.segment import (
+        CLEARLY_SURER,
+        FIRST_LOOK,
+        SCALE_STEP,
+        SIZE_MARGIN,
+        _clip_scale,
+        _median_diameter,
+        object_certainty,
+        segment_photo,
+    )
+
+    model, meta = load_model(trained / "model")
+    image, _ = render_particle_scene((192, 256), count=10, radius=(12, 20), seed=7)
+    _, chosen = segment_photo(model, meta, image)
+    first = _clip_scale(FIRST_LOOK / 256, image.shape)
+    seen = _median_diameter(predict_mask(model, meta, image, scale=first)) / first
+    start = _clip_scale(meta["object_diameter"] * SIZE_MARGIN / seen, image.shape)
+    candidates = [_clip_scale(start * f, image.shape) for f in (1 / SCALE_STEP, 1.0, SCALE_STEP)]
+    assert min(abs(chosen - c) for c in candidates) < 1e-9
+    certainty = [object_certainty(*predict_mask(model, meta, image, scale=c, return_foreground=True))
+                 for c in candidates]
+    best = int(np.argmax(certainty))
+    expected = candidates[best] if certainty[best] > certainty[1] + CLEARLY_SURER else candidates[1]
+    assert chosen == pytest.approx(expected)
