@@ -134,7 +134,7 @@ def _median_diameter(mask: np.ndarray) -> float:
 
 def segment_photo(model, meta: dict, image: np.ndarray, *, scale: float = 0.0,
                   tile: int | None = None, return_foreground: bool = False, flips: bool = False,
-                  threshold: float | None = None):
+                  threshold: float | None = None, start: float = 0.0):
     """The class mask of one photo and the scale it was predicted at.
 
     With ``scale`` 0 the scale is chosen from the objects themselves: a
@@ -143,6 +143,8 @@ def segment_photo(model, meta: dict, image: np.ndarray, *, scale: float = 0.0,
     the model works best at (``SIZE_MARGIN`` times its training median,
     with the objects' size weighted by area), or a step either side where
     the model is surer of its objects.
+    A ``start`` scale (the scale this photo was segmented at before)
+    replaces the first look: the check a step either side starts there.
     With ``return_foreground`` the object probability is returned too;
     ``flips`` and ``threshold`` as in :func:`evaluation.predict.predict_mask`
     (for the final prediction; the first look is a plain one).
@@ -151,7 +153,9 @@ def segment_photo(model, meta: dict, image: np.ndarray, *, scale: float = 0.0,
 
     marks = _annotations(image) if len(meta.get("classes", ())) == 2 else None
     target = float(meta.get("object_diameter") or 0.0) * SIZE_MARGIN
-    if scale <= 0 and target > 0:
+    if scale <= 0 and target > 0 and start > 0:
+        scale = _surest_scale(model, meta, image, _clip_scale(start, image.shape), tile, marks)
+    elif scale <= 0 and target > 0:
         first = _clip_scale(FIRST_LOOK / max(image.shape[:2]), image.shape)
         mask = _without_marks(predict_mask(model, meta, image, scale=first, tile=tile), marks)
         seen = _median_diameter(mask) / first  # object diameter in the photo's pixels
@@ -234,9 +238,25 @@ def _without_marks(mask: np.ndarray, marks: np.ndarray | None) -> np.ndarray:
     return mask
 
 
+def previous_scales(folder: str | Path) -> dict[str, float]:
+    """The scale each photo was segmented at into ``folder`` (from its
+    segment.json; empty when there is none or it cannot be read)."""
+    import json
+
+    try:
+        scales = json.loads((Path(folder) / "segment.json").read_text(encoding="utf-8")).get("scales", {})
+        return {str(k): float(v) for k, v in scales.items() if float(v) > 0}
+    except (OSError, ValueError, TypeError, AttributeError):
+        return {}
+
+
 def run_segment(model_dir: str | Path, images: str | Path, out: str | Path, *,
-                settings: SegmentSettings | None = None, progress: Progress | None = None) -> SegmentResult:
-    """Segment a photo or a folder of photos and measure every object."""
+                settings: SegmentSettings | None = None, progress: Progress | None = None,
+                start_scales: dict[str, float] | None = None) -> SegmentResult:
+    """Segment a photo or a folder of photos and measure every object.
+
+    ``start_scales`` (photo file name -> scale) replaces the first look
+    for the photos it names (see :func:`segment_photo`)."""
     from evaluation.exports import MeasurementCollector
     from evaluation.model_io import read_meta
     from evaluation.predict import load_model
@@ -271,7 +291,8 @@ def run_segment(model_dir: str | Path, images: str | Path, out: str | Path, *,
                 progress.log(f"skipped: {exc}")
                 continue
             mask, scale = segment_photo(model, meta, image, scale=settings.scale, tile=settings.tile,
-                                        flips=settings.flips, threshold=settings.threshold)
+                                        flips=settings.flips, threshold=settings.threshold,
+                                        start=(start_scales or {}).get(path.name, 0.0))
             measured = collector.add(path.stem, image, mask, image_name=path.name)
             result.photos += 1
             result.objects += measured.count

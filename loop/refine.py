@@ -2,7 +2,9 @@
 
 One round, the loop the review tab offers by hand run on its own:
 
-1. segment the photos with the current model (and once more mirrored);
+1. segment the photos with the current model (and once more mirrored),
+   each at the scale it was last segmented at or a step either side (see
+   :func:`evaluation.segment.segment_photo`), not at a new first look;
 2. keep the objects the model is sure of: a clear probability margin inside
    and around the object, the same object found in the mirrored photo, a
    plausible shape (solid, not cut by the border, a size like its
@@ -153,8 +155,9 @@ def _auto_mask(workdir: WorkingDirectory, info: dict | None) -> np.ndarray | Non
 
 
 def refine_pool(images, workdir: WorkingDirectory, model_dir, settings: RefineSettings,
-                progress: Progress) -> tuple[int, int]:
-    """Steps 1-3 of a round; returns (objects added, objects retired)."""
+                progress: Progress, start_scales: dict[str, float] | None = None) -> tuple[int, int]:
+    """Steps 1-3 of a round; returns (objects added, objects retired).
+    ``start_scales``: the scale each photo was last segmented at."""
     from evaluation.predict import load_model, predict_mask
     from evaluation.segment import segment_photo
     from segmentation.pool import add_objects, delete_objects
@@ -180,7 +183,8 @@ def refine_pool(images, workdir: WorkingDirectory, model_dir, settings: RefineSe
         except ImageReadError as exc:
             progress.log(f"skipped: {exc}")
             continue
-        _, scale, fg = segment_photo(model, meta, image, return_foreground=True)
+        _, scale, fg = segment_photo(model, meta, image, return_foreground=True,
+                                     start=(start_scales or {}).get(path.name, 0.0))
         _, fg_m = predict_mask(model, meta, np.ascontiguousarray(image[:, ::-1]), scale=scale,
                                return_foreground=True)
         found = confident_objects(fg, fg_m[:, ::-1], settings)
@@ -227,7 +231,7 @@ def run_refine(images: str | Path, workdir: str | Path, model_dir: str | Path, *
                settings: RefineSettings | None = None, progress: Progress | None = None) -> RefineResult:
     """Run ``rounds`` self-training rounds (see the module notes)."""
     from evaluation.model_io import read_meta
-    from evaluation.segment import run_segment
+    from evaluation.segment import previous_scales, run_segment
     from synthetic.compose import SynthesisSettings, run_synthesize
     from training.train import TrainSettings, run_training
 
@@ -250,7 +254,12 @@ def run_refine(images: str | Path, workdir: str | Path, model_dir: str | Path, *
         def part(a, b, label, base=base, k=k):
             return SubProgress(progress, base + a / rounds, base + b / rounds, f"round {k + 1}: {label}")
 
-        added, retired = refine_pool(images, wd, model_dir, settings, part(0.0, 0.2, "pool"))
+        # A photo's object size does not change between rounds: each round
+        # starts its scale check where the last segmentation ended, rather than
+        # at the retrained model's first look (which misjudged large particles
+        # by 2-5x after a round).
+        scales = previous_scales(wd.root / "segmented")
+        added, retired = refine_pool(images, wd, model_dir, settings, part(0.0, 0.2, "pool"), scales)
         if progress.cancelled:
             result.cancelled = True
             break
@@ -263,7 +272,7 @@ def run_refine(images: str | Path, workdir: str | Path, model_dir: str | Path, *
             result.cancelled = True
             break
         result.last_segment = run_segment(model_dir, images, wd.root / "segmented",
-                                          progress=part(0.9, 1.0, "segmentation"))
+                                          progress=part(0.9, 1.0, "segmentation"), start_scales=scales)
         result.rounds += 1
         result.added.append(added)
         result.retired.append(retired)

@@ -6,6 +6,7 @@ import pytest
 from core.errors import UserInputError
 from core.imageio import write_image
 from core.workdir import WorkingDirectory
+from evaluation.segment import SCALE_STEP, previous_scales
 from helpers import tiny_training
 from loop.refine import RefineSettings, confident_objects, run_refine
 from segmentation.autoseg import run_autoseg
@@ -69,10 +70,16 @@ def test_a_round_adds_refined_objects_retrains_and_segments(project):
     stats = wd.load_project()["stages"]["refine"]["photos"]
     assert stats["r0.png"]["mask"] == "refine/r0_mask.png"
     # a second round replaces the first round's objects instead of piling them up
+    first_scales = previous_scales(project / "wd" / "segmented")
     again = run_refine(project / "photos", project / "wd", project / "model", settings=settings)
     refined_again = [r for r in wd.read_index() if r["origin"] == "refined"]
     assert len(refined_again) == again.added[0]
     assert len(wd.pool_files()) == len(wd.read_index())
+    # ... and starts each photo's scale where the round before left it: at most a step away
+    second_scales = previous_scales(project / "wd" / "segmented")
+    assert set(first_scales) == set(second_scales) == {"r0.png", "r1.png"}
+    for name, scale in second_scales.items():
+        assert first_scales[name] / SCALE_STEP - 1e-3 <= scale <= first_scales[name] * SCALE_STEP + 1e-3
 
 
 def test_refine_needs_a_pool_and_a_model(project, tmp_path):

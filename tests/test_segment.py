@@ -205,3 +205,20 @@ def test_automatic_scale_is_where_the_model_is_surest(trained):
     best = int(np.argmax(certainty))
     expected = candidates[best] if certainty[best] > certainty[1] + CLEARLY_SURER else candidates[1]
     assert chosen == pytest.approx(expected)
+
+
+def test_a_start_scale_replaces_the_first_look(trained, tmp_path):
+    from evaluation.predict import load_model
+    from evaluation.segment import SCALE_STEP, previous_scales, segment_photo
+
+    model, meta = load_model(trained / "model")
+    image = read_image(trained / "photos" / "p0.png")
+    _, chosen = segment_photo(model, meta, image, start=0.5)
+    assert 0.5 / SCALE_STEP - 1e-6 <= chosen <= 0.5 * SCALE_STEP + 1e-6  # the first look says about 2-4
+    result = run_segment(trained / "model", trained / "photos", tmp_path / "out", start_scales={"p1.png": 0.5})
+    assert result.scales["p1.png"] <= 0.5 * SCALE_STEP + 1e-3 and result.scales["p0.png"] > 1.0
+    assert previous_scales(tmp_path / "out") == pytest.approx(result.scales, abs=1e-3)
+    assert previous_scales(tmp_path / "nowhere") == {}
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "segment.json").write_text("{not json", encoding="utf-8")
+    assert previous_scales(tmp_path / "broken") == {}
