@@ -153,14 +153,13 @@ def segment_photo(model, meta: dict, image: np.ndarray, *, scale: float = 0.0,
 
     marks = _annotations(image) if len(meta.get("classes", ())) == 2 else None
     target = float(meta.get("object_diameter") or 0.0) * SIZE_MARGIN
-    if scale <= 0 and target > 0 and start > 0:
+    if scale <= 0 and target > 0:
+        if start <= 0:
+            first = _clip_scale(FIRST_LOOK / max(image.shape[:2]), image.shape)
+            mask = _without_marks(predict_mask(model, meta, image, scale=first, tile=tile), marks)
+            seen = _median_diameter(mask) / first  # object diameter in the photo's pixels
+            start = target / seen if seen > 0 else estimate_scale(image, meta)
         scale = _surest_scale(model, meta, image, _clip_scale(start, image.shape), tile, marks)
-    elif scale <= 0 and target > 0:
-        first = _clip_scale(FIRST_LOOK / max(image.shape[:2]), image.shape)
-        mask = _without_marks(predict_mask(model, meta, image, scale=first, tile=tile), marks)
-        seen = _median_diameter(mask) / first  # object diameter in the photo's pixels
-        scale = _clip_scale(target / seen, image.shape) if seen > 0 else estimate_scale(image, meta)
-        scale = _surest_scale(model, meta, image, scale, tile, marks)
     elif scale <= 0:
         scale = 1.0
     mask, foreground = predict_mask(model, meta, image, scale=scale, tile=tile, return_foreground=True,

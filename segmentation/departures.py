@@ -42,6 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 from scipy.spatial import ConvexHull, QhullError
+from skimage.morphology import disk
 
 from segmentation.annotations import is_annotation_like
 
@@ -196,7 +197,7 @@ def _scratches(mask: np.ndarray, radius: int) -> np.ndarray:
     removes, where it forms pieces at most ``2 * radius`` wide (as the
     ellipse of the same second moments) and at least four times longer than
     wide; the rims around grains curve."""
-    thin = mask & ~ndi.binary_opening(mask, structure=_disk(radius))
+    thin = mask & ~ndi.binary_opening(mask, structure=disk(radius))
     labels, n = ndi.label(thin, structure=_EIGHT)
     major, minor = _axes(labels, n)
     lines = (minor <= 2 * radius) & (major >= 4 * np.maximum(minor, 1.0))
@@ -283,7 +284,7 @@ def _marks(side: np.ndarray, min_area: int) -> np.ndarray:
 
 
 def _components(mask: np.ndarray, radius: int, min_area: int) -> tuple[np.ndarray, int]:
-    mask = ndi.binary_opening(mask, structure=_disk(radius))
+    mask = ndi.binary_opening(mask, structure=disk(radius))
     labels, n = ndi.label(mask, structure=_EIGHT)
     if n:
         sizes = np.bincount(labels.ravel())
@@ -302,8 +303,3 @@ def _share(labels: np.ndarray, n: int, values: np.ndarray, where: np.ndarray | N
         index, weights = labels[where], values[where]
     counts = np.bincount(index, minlength=n + 1).astype(np.float64)
     return np.bincount(index, weights=weights, minlength=n + 1) / np.maximum(counts, 1.0)
-
-
-def _disk(radius: int) -> np.ndarray:
-    y, x = np.ogrid[-radius:radius + 1, -radius:radius + 1]
-    return x * x + y * y <= radius * radius

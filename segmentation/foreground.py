@@ -97,7 +97,7 @@ class _quiet:
 
 
 def find_foreground(gray: np.ndarray, valid: np.ndarray, *, polarity: str = "auto",
-                    correct_illumination: bool = True, both_sides: bool = True) -> Foreground:
+                    correct_illumination: bool = True) -> Foreground:
     """Objects of a float gray photo in [0, 1].
 
     Parameters
@@ -107,13 +107,12 @@ def find_foreground(gray: np.ndarray, valid: np.ndarray, *, polarity: str = "aut
     valid : (H, W) bool
         Pixels that may hold objects (annotations excluded).
     polarity : {"auto", "dark", "bright"}
-        Objects darker or brighter than the background; "auto" detects it.
+        Objects darker or brighter than the background; "auto" detects it,
+        and also takes everything that departs from a smooth background as
+        objects in photos whose objects lie on both sides of it
+        (:func:`segmentation.departures.find_departures`).
     correct_illumination : bool
         Subtract a smooth background surface before the final threshold.
-    both_sides : bool
-        With ``polarity="auto"``, take everything that departs from a smooth
-        background as objects in photos whose objects lie on both sides of
-        it (:func:`segmentation.departures.find_departures`).
     """
     h, w = gray.shape
     detect = polarity == "auto"
@@ -143,7 +142,7 @@ def find_foreground(gray: np.ndarray, valid: np.ndarray, *, polarity: str = "aut
     radius = max(1, int(round(0.006 * max(h, w))))
     closed = ndi.binary_closing(mask, structure=_disk(radius), border_value=0)
     mask |= ndi.binary_fill_holes(closed) & ~closed & valid
-    if detect and both_sides:
+    if detect:
         departures = find_departures(gray, smoothed, valid, mask)
         if departures.used:
             return Foreground(departures.mask, polarity, float(margin), smoothed, threshold, True)
