@@ -11,8 +11,9 @@ Object scale: a model trained on synthetic images knows the median object
 diameter it saw (``object_diameter`` in model.json). Each photo is resampled
 so that its objects have about ``SIZE_MARGIN`` times that size, measured by a
 first look of the model at the whole photo reduced to ``FIRST_LOOK`` pixels,
-then checked: of that scale and the scales ``SCALE_STEP`` either side, the
-one where the model is surest of its objects is kept. The final prediction
+then checked: of that scale, the scales ``SCALE_STEP`` either side and the
+photo at its smallest scale, the one where the model is surest of its
+objects is kept. The final prediction
 averages each tile over its mirror images.
 """
 
@@ -141,8 +142,8 @@ def segment_photo(model, meta: dict, image: np.ndarray, *, scale: float = 0.0,
     first prediction of the whole photo at a small size measures the
     objects, and the photo is predicted again with its objects at the size
     the model works best at (``SIZE_MARGIN`` times its training median,
-    with the objects' size weighted by area), or a step either side where
-    the model is surer of its objects.
+    with the objects' size weighted by area), or a step either side (or the
+    photo at its smallest scale) where the model is surer of its objects.
     A ``start`` scale (the scale this photo was segmented at before)
     replaces the first look: the check a step either side starts there.
     With ``return_foreground`` the object probability is returned too;
@@ -194,11 +195,14 @@ def _surest_scale(model, meta: dict, image: np.ndarray, scale: float, tile: int 
     The first look's object size can be off by a factor of two (a model
     that sees large particles as clusters of small ones, or the reverse);
     at a wrong scale the network hesitates inside the objects, at the right
-    one it does not.
+    one it does not. The photo at its smallest scale is a candidate too:
+    a particle that fills half the frame shows at any larger scale only as
+    texture, and the first look then measures specks.
     """
     from evaluation.predict import predict_mask
 
-    candidates = sorted({_clip_scale(scale * f, image.shape) for f in (1 / SCALE_STEP, 1.0, SCALE_STEP)})
+    candidates = sorted({_clip_scale(scale * f, image.shape) for f in (1 / SCALE_STEP, 1.0, SCALE_STEP)}
+                        | {_clip_scale(0.0, image.shape)})
     if len(candidates) == 1:
         return candidates[0]
     certainty = {}
