@@ -13,8 +13,8 @@ so that its objects have about ``SIZE_MARGIN`` times that size, measured by a
 first look of the model at the whole photo reduced to ``FIRST_LOOK`` pixels,
 then checked: of that scale, the scales ``SCALE_STEP`` either side and the
 photo at its smallest scale, the one where the model is surest of its
-objects is kept. The final prediction
-averages each tile over its mirror images.
+objects is kept. The final prediction averages each tile over its mirror
+images.
 """
 
 from __future__ import annotations
@@ -116,6 +116,12 @@ def _clip_scale(scale: float, shape) -> float:
     return float(np.clip(scale, lower, max(upper, lower)))
 
 
+def smallest_scale(shape) -> float:
+    """The smallest resampling factor a photo of this shape is predicted
+    at (1/8, and never below 32 pixels on its longer side)."""
+    return _clip_scale(0.0, shape)
+
+
 def _median_diameter(mask: np.ndarray) -> float:
     """Equivalent diameter of the object that the median object pixel
     belongs to (the area-weighted median): a crowd of specks, which a model
@@ -202,7 +208,7 @@ def _surest_scale(model, meta: dict, image: np.ndarray, scale: float, tile: int 
     from evaluation.predict import predict_mask
 
     candidates = sorted({_clip_scale(scale * f, image.shape) for f in (1 / SCALE_STEP, 1.0, SCALE_STEP)}
-                        | {_clip_scale(0.0, image.shape)})
+                        | {smallest_scale(image.shape)})
     if len(candidates) == 1:
         return candidates[0]
     certainty = {}

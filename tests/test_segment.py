@@ -190,6 +190,7 @@ def test_automatic_scale_is_where_the_model_is_surest(trained):
         _median_diameter,
         object_certainty,
         segment_photo,
+        smallest_scale,
     )
 
     model, meta = load_model(trained / "model")
@@ -199,7 +200,7 @@ def test_automatic_scale_is_where_the_model_is_surest(trained):
     seen = _median_diameter(predict_mask(model, meta, image, scale=first)) / first
     start = _clip_scale(meta["object_diameter"] * SIZE_MARGIN / seen, image.shape)
     candidates = [_clip_scale(start * f, image.shape) for f in (1 / SCALE_STEP, 1.0, SCALE_STEP)]
-    candidates.append(_clip_scale(0.0, image.shape))  # the whole photo at its smallest scale
+    candidates.append(smallest_scale(image.shape))
     assert min(abs(chosen - c) for c in candidates) < 1e-9
     certainty = [object_certainty(*predict_mask(model, meta, image, scale=c, return_foreground=True))
                  for c in candidates]
@@ -214,13 +215,13 @@ def test_a_particle_filling_half_the_photo_is_found_whole(trained):
     texture), the check still finds it: the photo at its smallest scale
     is a candidate too."""
     from evaluation.predict import load_model
-    from evaluation.segment import SCALE_STEP, _clip_scale, segment_photo
+    from evaluation.segment import SCALE_STEP, _clip_scale, segment_photo, smallest_scale
 
     model, meta = load_model(trained / "model")
     image, truth = render_particle_scene((256, 256), count=1, radius=(90, 100), seed=3)
     mask, chosen = segment_photo(model, meta, image, start=2.0)
     candidates = [_clip_scale(2.0 * f, image.shape) for f in (1 / SCALE_STEP, 1.0, SCALE_STEP)]
-    assert min(abs(chosen - c) for c in candidates + [_clip_scale(0.0, image.shape)]) < 1e-9
+    assert min(abs(chosen - c) for c in candidates + [smallest_scale(image.shape)]) < 1e-9
     found, truth = mask > 0, truth > 0
     assert (found & truth).sum() / (found | truth).sum() > 0.7
 
