@@ -11,9 +11,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from contact_sheet import caption, save_column  # noqa: E402
 
 from core.imageio import read_image, to_display_uint8  # noqa: E402
 from segmentation.autoseg import find_objects  # noqa: E402
@@ -33,25 +35,14 @@ def render(path: Path, width: int = 640) -> Image.Image:
     rgb[find_boundaries(found.labels, mode="inner")] = (255, 255, 0)
     tile = Image.fromarray(rgb)
     tile.thumbnail((width, width))
-    draw = ImageDraw.Draw(tile)
     kind = f"{found.polarity}, both sides" if found.both_sides else found.polarity
-    text = f"{path.name}: {found.count} found, {len(found.pooled)} pooled ({kind})"
-    draw.rectangle((0, 0, 8 + 6 * len(text), 16), fill=(0, 0, 0))
-    draw.text((4, 2), text, fill=(255, 255, 255))
+    caption(tile, f"{path.name}: {found.count} found, {len(found.pooled)} pooled ({kind})")
     return tile
 
 
 def main() -> None:
     out, photos = Path(sys.argv[1]), [Path(p) for p in sys.argv[2:]]
-    tiles = [render(p) for p in photos]
-    height = sum(t.height for t in tiles) + 4 * (len(tiles) - 1)
-    sheet = Image.new("RGB", (max(t.width for t in tiles), height), (30, 30, 30))
-    y = 0
-    for tile in tiles:
-        sheet.paste(tile, (0, y))
-        y += tile.height + 4
-    sheet.save(out, quality=85)
-    print(f"wrote {out} ({sheet.width}x{sheet.height})")
+    save_column([render(p) for p in photos], out)
 
 
 if __name__ == "__main__":

@@ -7,16 +7,18 @@ read from the output folder of ``app.py segment``.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from contact_sheet import caption, save_column  # noqa: E402
+
 from core.imageio import read_image, to_display_uint8  # noqa: E402
+from evaluation.segment import previous_scales  # noqa: E402
 
 
 def render(path: Path, folder: Path, scales: dict, width: int = 640) -> Image.Image:
@@ -35,30 +37,16 @@ def render(path: Path, folder: Path, scales: dict, width: int = 640) -> Image.Im
     pair = np.concatenate([rgb, np.full((rgb.shape[0], rgb.shape[0] // 100 + 4, 3), 30, np.uint8), shown], axis=1)
     tile = Image.fromarray(pair)
     tile.thumbnail((2 * width, 2 * width))
-    draw = ImageDraw.Draw(tile)
     count = len(np.unique(labels)) - 1
-    scale = scales.get(path.stem) or scales.get(path.name)
-    text = f"{path.name}: {count} objects" + (f", segmented at scale {scale:.3g}" if scale else "")
-    draw.rectangle((0, 0, 8 + 6 * len(text), 16), fill=(0, 0, 0))
-    draw.text((4, 2), text, fill=(255, 255, 255))
+    scale = scales.get(path.name)
+    caption(tile, f"{path.name}: {count} objects" + (f", segmented at scale {scale:.3g}" if scale else ""))
     return tile
 
 
 def main() -> None:
     out, folder, photos = Path(sys.argv[1]), Path(sys.argv[2]), [Path(p) for p in sys.argv[3:]]
-    try:
-        scales = json.loads((folder / "segment.json").read_text(encoding="utf-8")).get("scales", {})
-    except (OSError, ValueError):
-        scales = {}
-    tiles = [render(p, folder, scales) for p in photos]
-    height = sum(t.height for t in tiles) + 4 * (len(tiles) - 1)
-    sheet = Image.new("RGB", (max(t.width for t in tiles), height), (30, 30, 30))
-    y = 0
-    for tile in tiles:
-        sheet.paste(tile, (0, y))
-        y += tile.height + 4
-    sheet.save(out, quality=85)
-    print(f"wrote {out} ({sheet.width}x{sheet.height})")
+    scales = previous_scales(folder)
+    save_column([render(p, folder, scales) for p in photos], out)
 
 
 if __name__ == "__main__":
