@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=positive_int, default=None, help="number of epochs")
     p.add_argument("--batch-size", type=positive_int, default=None, help="images per batch")
     p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--start-from", default=None, metavar="DIR",
+                   help="when --model holds no model yet, start from a copy of the model in DIR "
+                        "(e.g. the bundled checkpoints); DIR is never changed")
 
     p = sub.add_parser("segment", help="segment photos with a trained model and measure the objects")
     p.add_argument("--model", required=True, help="model folder (model.keras + model.json)")
@@ -102,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", required=True, help="working directory")
     p.add_argument("--model", required=True, help="model folder")
     p.add_argument("--rounds", type=positive_int, default=1, help="number of rounds (default 1)")
+    p.add_argument("--start-from", default=None, metavar="DIR",
+                   help="when --model holds no model yet, start from a copy of the model in DIR "
+                        "(e.g. the bundled checkpoints); DIR is never changed")
 
     return parser
 
@@ -141,7 +147,8 @@ def _run_train(args, progress) -> int:
         settings.epochs = args.epochs
     if args.batch_size is not None:
         settings.batch_size = args.batch_size
-    result = run_training(args.data, args.model, settings=settings, progress=progress)
+    result = run_training(args.data, args.model, settings=settings, progress=progress,
+                          start_from=args.start_from)
     print(result.summary())
     return 0 if not result.cancelled else 1
 
@@ -192,7 +199,8 @@ def _run_pipeline(args, progress) -> int:
 def _run_refine(args, progress) -> int:
     from loop.refine import run_refine
 
-    result = run_refine(args.images, args.workdir, args.model, rounds=args.rounds, progress=progress)
+    result = run_refine(args.images, args.workdir, args.model, rounds=args.rounds, progress=progress,
+                        start_from=args.start_from)
     print(result.summary())
     return 0
 

@@ -265,10 +265,13 @@ def run_segment(model_dir: str | Path, images: str | Path, out: str | Path, *,
     """Segment a photo or a folder of photos and measure every object.
 
     ``start_scales`` (photo file name -> scale) replaces the first look
-    for the photos it names (see :func:`segment_photo`)."""
-    from evaluation.exports import MeasurementCollector
+    for the photos it names (see :func:`segment_photo`).
+
+    All or nothing: the results are written into a staged copy of ``out``
+    that replaces it only when every photo is done, so a run that is
+    cancelled or fails leaves ``out`` as it was (see :mod:`core.transaction`)."""
+    from core.transaction import Transaction
     from evaluation.model_io import read_meta
-    from evaluation.predict import load_model
 
     settings = settings or SegmentSettings()
     settings.check()
@@ -280,41 +283,54 @@ def run_segment(model_dir: str | Path, images: str | Path, out: str | Path, *,
     if any(out.resolve() == p.resolve().parent for p in files[:1]):
         raise UserInputError(f"Choose an output folder other than the photos folder: {out}")
     read_meta(model_dir)  # a wrong model folder is reported before any work
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserInputError(f"Cannot create the output folder {out}: {exc.strerror}") from None
+    with Transaction(out.parent) as tx:
+        result = _segment(model_dir, files, out, tx.stage(out), settings, progress, start_scales)
+        if not result.cancelled:
+            tx.commit()
+    return result
+
+
+def _segment(model_dir, files: list[Path], out: Path, staged: Path, settings: SegmentSettings, progress: Progress,
+             start_scales: dict[str, float] | None) -> SegmentResult:
+    """Segment ``files`` into ``staged``, the copy of ``out`` being written."""
+    from evaluation.exports import MeasurementCollector
+    from evaluation.predict import load_model
+
     progress.update(0, len(files), "loading the model")
     model, meta = load_model(model_dir)
     classes = list(meta.get("classes", ["background", "object"]))
     result = SegmentResult(out=str(out))
-    collector = MeasurementCollector(out, pixel_size=settings.pixel_size, unit=settings.unit,
+    collector = MeasurementCollector(staged, pixel_size=settings.pixel_size, unit=settings.unit,
                                      class_names=classes, include_border=settings.include_border,
                                      split=settings.split)
-    try:
-        for i, path in enumerate(files):
-            if progress.cancelled:
-                result.cancelled = True
-                break
-            progress.update(i, len(files), f"segmenting {path.name}")
-            try:
-                image = read_image(path, warn=progress.log)
-            except ImageReadError as exc:
-                result.failed.append(path.name)
-                progress.log(f"skipped: {exc}")
-                continue
-            mask, scale = segment_photo(model, meta, image, scale=settings.scale, tile=settings.tile,
-                                        flips=settings.flips, threshold=settings.threshold,
-                                        start=(start_scales or {}).get(path.name, 0.0))
-            measured = collector.add(path.stem, image, mask, image_name=path.name)
-            result.photos += 1
-            result.objects += measured.count
-            result.scales[path.name] = round(scale, 4)
-            progress.log(f"{path.name}: {measured.count} objects (segmented at scale {scale:.2f})")
-    except BaseException:
-        collector.finish()
-        raise
+    for i, path in enumerate(files):
+        if progress.cancelled:
+            result.cancelled = True
+            return result
+        progress.update(i, len(files), f"segmenting {path.name}")
+        try:
+            image = read_image(path, warn=progress.log)
+        except ImageReadError as exc:
+            result.failed.append(path.name)
+            progress.log(f"skipped: {exc}")
+            continue
+        mask, scale = segment_photo(model, meta, image, scale=settings.scale, tile=settings.tile,
+                                    flips=settings.flips, threshold=settings.threshold,
+                                    start=(start_scales or {}).get(path.name, 0.0))
+        measured = collector.add(path.stem, image, mask, image_name=path.name)
+        result.photos += 1
+        result.objects += measured.count
+        result.scales[path.name] = round(scale, 4)
+        progress.log(f"{path.name}: {measured.count} objects (segmented at scale {scale:.2f})")
     folder = collector.finish()
     result.measurement_text = folder.summary_text()
     if result.photos == 0 and result.failed:
         raise UserInputError(f"None of the {len(files)} photo(s) could be read (first: {result.failed[0]})")
-    write_json_atomic(out / "segment.json", {"model": str(Path(model_dir).resolve()),
+    write_json_atomic(staged / "segment.json", {"model": str(Path(model_dir).resolve()),
                                              "settings": asdict(settings), "scales": result.scales,
                                              "photos": result.photos, "objects": result.objects})
     progress.update(len(files), len(files), "done")

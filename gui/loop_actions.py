@@ -37,25 +37,11 @@ class LoopActions:
     def improve_model(self) -> bool:
         """Run the rounds of self-training on the model in the Model folder
         (on a copy in <workdir>/model when it is the bundled model)."""
-        from gui.main_window import BUNDLED_MODEL
-
         w = self.window
         c = w.controls
-        model, workdir = Path(c.model.text()), Path(c.workdir.text())
-        history = model / "history.csv"
-        copy_from = None
-        if model.resolve() == BUNDLED_MODEL.resolve():
-            target = workdir / "model"
-            if (target / "model.keras").exists():
-                text = (f"Model folder: {model} is the bundled model, which self-training leaves as it is, "
-                        f"and {target} already holds a model. Choose {target} as the model folder to "
-                        "improve it.")
-                w.log(text)
-                w._message("warn", "Check the fields", text)
-                return False
-            copy_from, model = str(model), target
-            c.model.set_text(str(target))
-            w.log(f"The bundled model is copied to {target} and improved there; the bundled one stays as it is.")
+        workdir = Path(c.workdir.text())
+        model, start_from = w.writable_model(STAGE_TITLES[REFINE])
+        history = Path(start_from or model) / "history.csv"
         rounds, epochs = c.rounds.value(), c.epochs.value()
         w.training.start(rounds * epochs, history)
         w.training.batch.setVisible(False)  # the progress bar below follows the whole round
@@ -64,7 +50,7 @@ class LoopActions:
         w.tabs.setCurrentWidget(w.training)
         return w.run_job(STAGE_TITLES[REFINE], stages.refine_job, c.photos.text(), str(workdir), str(model),
                          rounds=rounds, epochs=epochs, count=c.count.value(), size=c.size.value(),
-                         seed=c.seed.value(), copy_from=copy_from, on_done=self._refined, isolated=True)
+                         seed=c.seed.value(), start_from=start_from, on_done=self._refined, isolated=True)
 
     def _refined(self, result) -> None:
         w = self.window

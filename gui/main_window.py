@@ -26,6 +26,7 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
+from core import model_folder
 from gui import dialogs, stages
 from gui.calibration_panel import CalibrationController
 from gui.controls import (
@@ -48,9 +49,6 @@ from gui.settings import app_settings, read_value
 from gui.training_view import TrainingView
 from gui.workers import StageFailure, StageRunner, StageWorker
 
-ROOT = Path(__file__).resolve().parents[1]
-BUNDLED_MODEL = ROOT / "checkpoints"
-
 
 class MainWindow(QMainWindow):
     def __init__(self, workdir: str | None = None) -> None:
@@ -59,6 +57,7 @@ class MainWindow(QMainWindow):
         self.runner = StageRunner(self)
         self.runner.stopped.connect(self._stage_stopped)
         self._quit_when_stopped = False
+        self._model_before: tuple[str, Path] | None = None  # (field text, copy) while a copy is trained
         self.messages: list[str] = []  # every message shown, for the log and for tests
 
         self.controls = ControlsPanel()
@@ -157,8 +156,8 @@ class MainWindow(QMainWindow):
     def _fill_defaults(self) -> None:
         c = self.controls
         if not c.model.text():
-            if (BUNDLED_MODEL / "model.keras").is_file():
-                c.model.set_text(str(BUNDLED_MODEL))
+            if model_folder.holds_model(model_folder.BUNDLED_MODEL):
+                c.model.set_text(str(model_folder.BUNDLED_MODEL))
             elif c.workdir.text():
                 c.model.set_text(str(Path(c.workdir.text()) / "model"))
         if not c.photos.text() and c.workdir.text():
@@ -228,15 +227,47 @@ class MainWindow(QMainWindow):
                                 size=c.size.value(), seed=c.seed.value(), objects_per_image=c.objects.value(),
                                 on_done=lambda _r: self._show_pool(SYNTHETIC))
         if stage == TRAIN:
-            self.training.start(c.epochs.value(), Path(c.model.text()) / "history.csv")
+            model, start_from = self.writable_model(title)
+            self.training.start(c.epochs.value(), Path(start_from or model) / "history.csv")
             self.tabs.setCurrentWidget(self.training)
-            return self.run_job(title, stages.train_job, str(c.training_data_dir()), c.model.text(),
+            return self.run_job(title, stages.train_job, str(c.training_data_dir()), model,
                                 epochs=c.epochs.value(), batch_size=c.batch.value(), seed=c.seed.value(),
-                                patch_size=max(32, c.size.value() // 32 * 32),
+                                patch_size=max(32, c.size.value() // 32 * 32), start_from=start_from,
                                 on_done=self._training_done, isolated=True)
         out = str(Path(workdir) / stages.SEGMENT_FOLDER)
         return self.run_job(title, stages.segment_job, c.model.text(), c.photo.text(), out,
                             on_done=self._segment_done, isolated=True, **self.calibration.segment_values())
+
+    def writable_model(self, stage: str) -> tuple[str, str | None]:
+        """The model folder ``stage`` may train into, and the model to start
+        from (None: continue the one in that folder).
+
+        The bundled model and read-only model folders are never written to:
+        training works on a copy in <workdir>/model (or continues the model
+        already there), the Model field switches to it and the log says so.
+        If the stage ends without training the copy, the field switches back.
+        """
+        c = self.controls
+        model = Path(c.model.text()).expanduser()
+        reason = model_folder.read_only_reason(model)
+        if reason is None:
+            return str(model), None
+        fresh = c.source == CCD_SOURCE and reason == "the bundled model"  # a photo model, not a detector one
+        target = Path(c.workdir.text()).expanduser() / ("model_ccd" if c.source == CCD_SOURCE else "model")
+        what = "is the bundled model" if reason == "the bundled model" else "is read-only"
+        c.model.set_text(str(target))
+        if model_folder.holds_model(target):
+            self.log(f"The Model folder {model} {what} and is never changed; {target} already holds the "
+                     f"model trained here, so {stage} continues that one (the Model field now shows it).")
+            return str(target), None
+        self._model_before = (str(model), target)
+        if fresh:
+            self.log(f"The Model folder {model} {what} (for photos, not detector frames): {stage} trains a "
+                     f"new detector model in {target} (the Model field now shows it).")
+            return str(target), None
+        self.log(f"The Model folder {model} {what} and is never changed: {stage} starts from a copy of it "
+                 f"in {target} (the Model field now shows it).")
+        return str(target), str(model)
 
     def run_job(self, name: str, fn, *args, on_done=None, isolated: bool = False, **kwargs) -> bool:
         """Run ``fn(*args, progress=..., **kwargs)`` in a worker thread (in a
@@ -311,6 +342,12 @@ class MainWindow(QMainWindow):
                           failure.message + " The details are in the log.")
 
     def _stage_stopped(self, _name: str) -> None:
+        if self._model_before is not None:
+            before, copy = self._model_before
+            self._model_before = None
+            if not model_folder.holds_model(copy):  # nothing was trained: back to the model the user chose
+                self.controls.model.set_text(before)
+                self.log(f"Nothing was trained, so the Model folder is {before} again.")
         self._set_busy(False)
         if self._quit_when_stopped:
             self.close()
@@ -354,8 +391,8 @@ class MainWindow(QMainWindow):
             self._message("warn", "Check the fields", problem)
             return
 
-        def done(names: list[str]) -> None:
-            self.review.picked_saved(names)
+        def done(saved) -> None:
+            self.review.picked_saved(saved)
             self.pool.refresh()
 
         self.run_job("Save picked objects", stages.save_picked_job, session, self.controls.workdir.text(),

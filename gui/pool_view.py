@@ -225,8 +225,9 @@ class PoolView(QWidget):
         self.list.setUniformItemSizes(True)
         self.list.setIconSize(QSize(THUMB, THUMB))
         self.list.setGridSize(QSize(THUMB + 36, THUMB + 30))
-        # Names differ at the end (<photo>_auto_0001.png): keep the end visible.
-        self.list.setTextElideMode(Qt.ElideLeft)
+        # Names are <photo>_<origin>_<number>.png: the photo at the start and the
+        # number at the end both matter, so a long name loses its middle.
+        self.list.setTextElideMode(Qt.ElideMiddle)
         self.list.setSelectionMode(QAbstractItemView.ExtendedSelection)
         self.list.setModel(self.model)
         self.list.selectionModel().selectionChanged.connect(lambda *_: self._update_buttons())
@@ -286,8 +287,11 @@ class PoolView(QWidget):
         files = self.selected_files()
         if not files:
             return
-        what = files[0] if len(files) == 1 else f"these {len(files)} objects"
-        if dialogs.ask(self, "Delete pool objects",
-                       f"Delete {what} from the object pool? Their crops and masks are removed "
-                       "from the working directory."):
+        if len(files) == 1:
+            text = (f"Delete {files[0]} from the object pool? Its crop and mask are removed from the "
+                    "working directory.")
+        else:
+            text = (f"Delete these {len(files)} objects from the object pool? Their crops and masks are "
+                    "removed from the working directory.")
+        if dialogs.ask(self, "Delete pool objects", text):
             self.deleteRequested.emit(files)

@@ -35,6 +35,28 @@ class ClickOutcome:
 
 
 @dataclass
+class SavedPicks:
+    """What saving the picked objects did: the pool files written, and the
+    picked objects left out because the pool already held them."""
+
+    ids: list[int]  # the objects that were picked
+    written: list[str]
+    already: dict[int, str]  # object id -> pool file it matched
+
+    def summary(self) -> str:
+        n = len(self.written)
+        text = f"Saved {n} picked object{'s' if n != 1 else ''} to the pool."
+        if self.already:
+            ids = ", ".join(str(i) for i in sorted(self.already))
+            same = ", ".join(sorted(set(self.already.values()))[:3])
+            k = len(self.already)
+            text += (f" {k} {'were' if k != 1 else 'was'} already in the pool from this photo "
+                     f"(object{'s' if k != 1 else ''} {ids}, same as {same}) and "
+                     f"{'were' if k != 1 else 'was'} not added again.")
+        return text
+
+
+@dataclass
 class _Fill:
     slices: tuple[slice, slice]
     classes: np.ndarray
@@ -66,6 +88,7 @@ class ReviewSession:
         self.class_names = list(class_names) if class_names else ["background"] + [
             f"class {i}" for i in range(1, n_classes + 1)]
         self.selected: set[int] = set()
+        self.saved: set[int] = set()  # objects saved to the pool in this review
         self._undo: list[tuple[str, object]] = []
         self._slices = ndi.find_objects(self.labels)
 
@@ -158,6 +181,9 @@ class ReviewSession:
         if oid == 0:
             return ClickOutcome(False, "No object there: in Pick objects mode click an object to pick it. "
                                        "To fill closed contours, switch to Fill background.", explained=True)
+        if oid in self.saved:
+            return ClickOutcome(False, f"Object {oid} is already saved in the pool (the Pool tab shows it, "
+                                       "and deletes it if you change your mind).", explained=True)
         self._push("select", frozenset(self.selected))
         if oid in self.selected:
             self.selected.discard(oid)
@@ -171,6 +197,14 @@ class ReviewSession:
         if self.selected:
             self._push("select", frozenset(self.selected))
             self.selected = set()
+
+    def mark_saved(self, ids) -> None:
+        """The picked objects ``ids`` are now in the pool: they are no longer
+        picked, and picks before the save can no longer be undone (the save
+        is not undone by Ctrl+Z; the Pool tab deletes objects). Fills can."""
+        self.saved.update(int(i) for i in ids)
+        self.selected -= self.saved
+        self._undo = [(kind, state) for kind, state in self._undo if kind != "select"]
 
     def undo(self) -> str | None:
         """Undo the last fill or pick; returns what was undone, or None."""
@@ -191,17 +225,21 @@ class ReviewSession:
         del self._undo[:-MAX_UNDO]
 
     # -- saving -------------------------------------------------------------------
-    def save_selected(self, workdir: str | Path) -> list[str]:
+    def save_selected(self, workdir: str | Path) -> SavedPicks:
         """Save the picked objects (crop + mask) into the working directory's
-        object pool with origin "picked"; returns the file names written."""
-        from segmentation.pool import add_objects
+        object pool with origin "picked". A picked object that the pool
+        already holds from this photo (mask IoU >= 0.8) is not added again."""
+        from segmentation.pool import add_objects, pooled_duplicates
 
         ids = self.selected_ids()
         if not ids:
             raise UserInputError("No objects are picked: in Pick objects mode click the good objects first.")
-        classes = interactive.object_classes(self.labels, self.class_mask, ids)
-        return add_objects(workdir, self.image, self.labels, ids, source_image=self.photo_path.name,
-                           origin="picked", classes=classes)
+        already = pooled_duplicates(workdir, self.labels, ids, source_image=self.photo_path.name)
+        new = [i for i in ids if i not in already]
+        classes = interactive.object_classes(self.labels, self.class_mask, new)
+        written = add_objects(workdir, self.image, self.labels, new, source_image=self.photo_path.name,
+                              origin="picked", classes=classes) if new else []
+        return SavedPicks(ids, written, already)
 
 
 def _class_names(model_dir: str | Path | None) -> list[str] | None:

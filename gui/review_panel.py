@@ -188,13 +188,15 @@ class ReviewPanel(QWidget):
         self._say(what)
         self._update_buttons()
 
-    def picked_saved(self, names: list[str]) -> None:
-        """Called once the picked objects are in the pool."""
+    def picked_saved(self, saved) -> None:
+        """Called with a :class:`gui.review.SavedPicks` once the picked
+        objects are in the pool."""
         if self.session is not None:
-            self.session.clear_selection()
+            self.session.mark_saved(saved.ids)
             self._redraw_picked()
-        self._say(f"Saved {len(names)} picked object{'s' if len(names) != 1 else ''} to the pool.")
+        self._say(saved.summary())
         self._update_buttons()
+        self.view.setFocus()
 
     # -- drawing ----------------------------------------------------------------
     def _redraw_overlay(self) -> None:

@@ -64,7 +64,7 @@ def ccd_settings_class():
 
 
 def train_job(data_dir: str, model_dir: str, *, epochs: int, batch_size: int, seed: int,
-              patch_size: int | None = None, progress):
+              patch_size: int | None = None, start_from: str | None = None, progress):
     import inspect
 
     from training.train import TrainSettings, run_training
@@ -78,7 +78,7 @@ def train_job(data_dir: str, model_dir: str, *, epochs: int, batch_size: int, se
     # Per-epoch metrics reach the training view through this hook.
     if "on_epoch_end" in inspect.signature(run_training).parameters and hasattr(progress, "epoch_end"):
         extra["on_epoch_end"] = progress.epoch_end
-    return run_training(data_dir, model_dir, settings=settings, progress=progress, **extra)
+    return run_training(data_dir, model_dir, settings=settings, progress=progress, start_from=start_from, **extra)
 
 
 @dataclass
@@ -147,20 +147,16 @@ class EpochLines(Progress):
 
 
 def refine_job(photos: str, workdir: str, model_dir: str, *, rounds: int, epochs: int, count: int, size: int,
-               seed: int, copy_from: str | None = None, progress):
-    """Self-training rounds; ``copy_from`` (a bundled model) is first copied
-    into ``model_dir`` so that the bundled model itself never changes."""
-    import shutil
-
+               seed: int, start_from: str | None = None, progress):
+    """Self-training rounds; ``start_from`` (a bundled or read-only model) is
+    the starting point for ``model_dir`` and never changes itself."""
     from loop.refine import RefineSettings, run_refine
 
-    if copy_from:
-        progress.update(0, 1, f"copying the model to {model_dir}")
-        shutil.copytree(copy_from, model_dir, dirs_exist_ok=True)
     settings, unused = settings_for(RefineSettings, epochs=epochs, synthetic_count=count,
                                     synthetic_size=size, seed=seed)
     _log_unused(progress, "Improve model", unused)
-    return run_refine(photos, workdir, model_dir, rounds=rounds, settings=settings, progress=EpochLines(progress))
+    return run_refine(photos, workdir, model_dir, rounds=rounds, settings=settings, progress=EpochLines(progress),
+                      start_from=start_from)
 
 
 def first_photo(images: str) -> Path | None:
@@ -189,9 +185,9 @@ def open_review_job(photo: str, out_dir: str, model_dir: str, *, progress):
 
 def save_picked_job(review, workdir: str, *, progress):
     progress.update(0, 1, "saving")
-    names = review.save_selected(workdir)
-    progress.update(1, 1, f"{len(names)} saved")
-    return names
+    saved = review.save_selected(workdir)
+    progress.update(1, 1, f"{len(saved.written)} saved")
+    return saved
 
 
 def delete_pool_job(workdir: str, files: list[str], *, progress):

@@ -77,7 +77,9 @@ class CurvePlot(QWidget):
         title_font.setBold(True)
         p.setFont(title_font)
         p.setPen(QColor(30, 30, 30))
-        p.drawText(QRectF(0, 2, self.width(), fm.height() + 4), Qt.AlignHCenter, self.title)
+        # Title on the left of the top line, the best epoch on its right:
+        # outside the plot, so neither covers a curve.
+        p.drawText(QRectF(plot.left(), 2, plot.width(), fm.height() + 4), Qt.AlignLeft, self.title)
         p.setFont(self.font())
         points = [pt for s in self.series.values() for pt in s]
         if not points:
@@ -120,8 +122,7 @@ class CurvePlot(QWidget):
         p.setPen(QColor(120, 120, 120))
         p.drawRect(plot)
 
-        # The legend goes to the right-hand corner the curves end away from,
-        # the "best" label to the other one.
+        # The legend goes to the right-hand corner the curves end away from.
         ends_high = [to_px(*pts[-1]).y() < plot.center().y() for pts in self.series.values() if pts]
         legend_at_bottom = sum(ends_high) * 2 > len(ends_high)
         line_h = fm.height() + 2
@@ -129,13 +130,9 @@ class CurvePlot(QWidget):
             p.setPen(QPen(BEST_COLOUR, 1, Qt.DashLine))
             mx = to_px(self.marker, y0).x()
             p.drawLine(QPointF(mx, plot.top()), QPointF(mx, plot.bottom()))
-            label = f"best: epoch {self.marker:g}"
-            width = fm.horizontalAdvance(label) + 6
-            ly = plot.top() + 2 if legend_at_bottom else plot.bottom() - line_h - 2
-            if mx + width < plot.right():
-                p.drawText(QRectF(mx + 3, ly, width, fm.height()), Qt.AlignLeft, label)
-            else:
-                p.drawText(QRectF(mx - width - 3, ly, width, fm.height()), Qt.AlignRight, label)
+            p.setPen(BEST_COLOUR)
+            p.drawText(QRectF(plot.left(), 2, plot.width(), fm.height() + 4), Qt.AlignRight,
+                       f"best: epoch {self.marker:g}")
 
         for i, pts in enumerate(self.series.values()):
             p.setPen(QPen(SERIES_COLOURS[i % len(SERIES_COLOURS)], 2))

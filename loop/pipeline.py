@@ -7,6 +7,7 @@ from pathlib import Path
 
 from core.errors import UserInputError
 from core.imageio import list_images
+from core.model_folder import check_writable
 from core.progress import Progress, SubProgress
 from core.workdir import WorkingDirectory
 
@@ -51,6 +52,7 @@ def run_pipeline(images: str | Path, workdir: str | Path, model_dir: str | Path,
     list_images(images)  # a missing or empty folder is reported before any work
     if Path(model_dir).resolve() == Path(workdir).resolve():
         raise UserInputError("The model folder must differ from the working directory")
+    check_writable(model_dir)
     wd = WorkingDirectory(workdir)
     result = PipelineResult(segmented=str(wd.root / "segmented"))
 

@@ -55,12 +55,18 @@ class RefineResult:
     last_segment: object = None
 
     def summary(self) -> str:
+        if not self.rounds:
+            return ("Cancelled before the first self-training round completed: the working directory and "
+                    "the model are as they were before." if self.cancelled else "No self-training round ran.")
         text = (f"{self.rounds} self-training round(s): "
                 + ", ".join(f"round {i + 1}: {a} objects added, {r} retired"
                             for i, (a, r) in enumerate(zip(self.added, self.retired)))
                 + f". Photos segmented again into {self.segmented}.")
         if self.cancelled:
-            text += " Cancelled; the model and pool of the last finished step are kept."
+            kept = (f"as they were after round {self.rounds}" if self.rounds
+                    else "as they were before")
+            text += (f" Cancelled during round {self.rounds + 1}: the working directory and the model "
+                     f"are {kept}.")
         return text
 
 
@@ -227,9 +233,26 @@ def refine_pool(images, workdir: WorkingDirectory, model_dir, settings: RefineSe
     return added, retired
 
 
+# What a round changes in the working directory (and reads: autoseg masks).
+ROUND_PARTS = ("objects", "autoseg", "refine", "synthetic", "segmented", "project.json")
+
+
 def run_refine(images: str | Path, workdir: str | Path, model_dir: str | Path, *, rounds: int = 1,
-               settings: RefineSettings | None = None, progress: Progress | None = None) -> RefineResult:
-    """Run ``rounds`` self-training rounds (see the module notes)."""
+               settings: RefineSettings | None = None, progress: Progress | None = None,
+               start_from: str | Path | None = None) -> RefineResult:
+    """Run ``rounds`` self-training rounds (see the module notes).
+
+    Each round is all or nothing: it works on a staged copy of the pool,
+    synthetic set, segmentations and model, which replaces the originals
+    only when the round completes. A round that is cancelled or fails
+    leaves the working directory and the model as they were after the last
+    completed round.
+
+    ``start_from``: a model folder to start from when ``model_dir`` holds
+    no model yet (the bundled model); it is never changed itself.
+    """
+    from core.model_folder import check_writable, holds_model
+    from core.transaction import Transaction
     from evaluation.model_io import read_meta
     from evaluation.segment import previous_scales, run_segment
     from synthetic.compose import SynthesisSettings, run_synthesize
@@ -239,11 +262,15 @@ def run_refine(images: str | Path, workdir: str | Path, model_dir: str | Path, *
     progress = progress or Progress()
     if rounds < 1:
         raise UserInputError(f"The number of rounds must be at least 1, not {rounds}")
+    model_dir = Path(model_dir)
+    check_writable(model_dir)
     list_images(images)
     wd = WorkingDirectory(workdir)
     if not wd.pool_files():
         raise UserInputError(f"The object pool in {wd.root} is empty: run Auto-segment (or the pipeline) first")
-    meta = read_meta(model_dir)
+    if holds_model(model_dir):
+        start_from = None
+    meta = read_meta(start_from if start_from is not None else model_dir)
     result = RefineResult(segmented=str(wd.root / "segmented"))
     train_settings = TrainSettings(**{k: v for k, v in meta.get("training", {}).items()
                                       if k in TrainSettings.__dataclass_fields__})
@@ -254,25 +281,36 @@ def run_refine(images: str | Path, workdir: str | Path, model_dir: str | Path, *
         def part(a, b, label, base=base, k=k):
             return SubProgress(progress, base + a / rounds, base + b / rounds, f"round {k + 1}: {label}")
 
-        # A photo's object size does not change between rounds: each round
-        # starts its scale check where the last segmentation ended, rather than
-        # at the retrained model's first look (which misjudged large particles
-        # by 2-5x after a round).
-        scales = previous_scales(wd.root / "segmented")
-        added, retired = refine_pool(images, wd, model_dir, settings, part(0.0, 0.2, "pool"), scales)
-        if progress.cancelled:
-            result.cancelled = True
-            break
-        run_synthesize(wd.root, settings=SynthesisSettings(count=settings.synthetic_count,
-                                                           size=settings.synthetic_size,
-                                                           seed=settings.seed + 1000 * (k + 1)),
-                       progress=part(0.2, 0.3, "synthesis"))
-        trained = run_training(wd.synthetic, model_dir, settings=train_settings, progress=part(0.3, 0.9, "training"))
-        if trained.cancelled or progress.cancelled:
-            result.cancelled = True
-            break
-        result.last_segment = run_segment(model_dir, images, wd.root / "segmented",
-                                          progress=part(0.9, 1.0, "segmentation"), start_scales=scales)
+        with Transaction(wd.root) as tx:
+            part(0.0, 0.0, "preparing").update(0, 1, "copying the pool and the model to work on")
+            for name in ROUND_PARTS:
+                tx.stage(wd.root / name)
+            staged = WorkingDirectory(tx.root)
+            model = tx.stage(model_dir, source=start_from if k == 0 else None)
+            # A photo's object size does not change between rounds: each round
+            # starts its scale check where the last segmentation ended, rather than
+            # at the retrained model's first look (which misjudged large particles
+            # by 2-5x after a round).
+            scales = previous_scales(staged.root / "segmented")
+            added, retired = refine_pool(images, staged, model, settings, part(0.0, 0.2, "pool"), scales)
+            if progress.cancelled:
+                result.cancelled = True
+                break
+            run_synthesize(staged.root, settings=SynthesisSettings(count=settings.synthetic_count,
+                                                                   size=settings.synthetic_size,
+                                                                   seed=settings.seed + 1000 * (k + 1)),
+                           progress=part(0.2, 0.3, "synthesis"))
+            trained = run_training(staged.synthetic, model, settings=train_settings,
+                                   progress=part(0.3, 0.9, "training"))
+            if trained.cancelled or progress.cancelled:
+                result.cancelled = True
+                break
+            result.last_segment = run_segment(model, images, staged.root / "segmented",
+                                              progress=part(0.9, 1.0, "segmentation"), start_scales=scales)
+            if progress.cancelled or getattr(result.last_segment, "cancelled", False):
+                result.cancelled = True
+                break
+            tx.commit()
         result.rounds += 1
         result.added.append(added)
         result.retired.append(retired)

@@ -216,6 +216,10 @@ class AutosegResult:
         return text
 
 
+# What auto-segmentation changes in the working directory.
+AUTOSEG_PARTS = ("objects", "autoseg", "project.json")
+
+
 def run_autoseg(images: str | Path, workdir: str | Path, *, settings: AutosegSettings | None = None,
                 progress: Progress | None = None) -> AutosegResult:
     """Auto-segment every photo of a folder into the object pool.
@@ -225,12 +229,34 @@ def run_autoseg(images: str | Path, workdir: str | Path, *, settings: AutosegSet
     ``origin=auto``, and what was done into ``project.json``. Photos whose
     objects are already in the pool are skipped unless ``settings.redo``.
     Unreadable photos are reported and skipped.
+
+    All or nothing: a run that is cancelled or fails leaves the working
+    directory as it was (see :mod:`core.transaction`).
     """
+    from core.transaction import Transaction
+
     settings = settings or AutosegSettings()
     settings.check()
     progress = progress or Progress()
     files = list_images(images)
-    wd = WorkingDirectory(workdir).ensure()
+    root = WorkingDirectory(workdir).root
+    if root.exists() and not root.is_dir():
+        raise UserInputError(f"The working directory is a file, not a folder: {root}")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserInputError(f"Cannot create the working directory {root}: {exc.strerror}") from None
+    with Transaction(root) as tx:
+        for part in AUTOSEG_PARTS:
+            tx.stage(root / part)
+        result = _autoseg(images, files, WorkingDirectory(tx.root).ensure(), settings, progress)
+        if not result.cancelled:
+            tx.commit()
+    return result
+
+
+def _autoseg(images, files: list[Path], wd: WorkingDirectory, settings: AutosegSettings,
+             progress: Progress) -> AutosegResult:
     done_before = {row["source_image"] for row in wd.read_index() if row.get("origin") == "auto"}
     previous = wd.load_project().get("stages", {}).get("autoseg", {})
     result = AutosegResult(per_photo=dict(previous.get("photos", {})))

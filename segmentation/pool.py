@@ -204,6 +204,54 @@ def delete_objects(workdir: str | Path, files: Sequence[str]) -> int:
     return removed
 
 
+def pooled_duplicates(workdir: str | Path, labels: np.ndarray, object_ids: Sequence[int], *,
+                      source_image: str, min_iou: float = 0.8) -> dict[int, str]:
+    """Objects of ``labels`` that the pool already holds from the same photo.
+
+    Returns ``{object id: pool file}`` for every object whose mask overlaps
+    a pooled object of ``source_image`` (variants left aside) with an IoU of
+    at least ``min_iou``, so that picking or finding it again does not add
+    a near-copy.
+    """
+    from core.errors import ImageReadError
+    from core.imageio import read_image
+
+    wd = WorkingDirectory(workdir)
+    rows = [r for r in wd.read_index() if r.get("source_image") == source_image and not r.get("variant_of")]
+    if not rows:
+        return {}
+    slices = ndi.find_objects(labels.astype(np.int32, copy=False))
+    found: dict[int, str] = {}
+    for oid in object_ids:
+        oid = int(oid)
+        if oid <= 0 or oid > len(slices) or slices[oid - 1] is None:
+            continue
+        rs, cs = slices[oid - 1]
+        for row in rows:
+            try:
+                x0, y0, x1, y1 = (int(row[k]) for k in ("x0", "y0", "x1", "y1"))
+            except (KeyError, ValueError):
+                continue
+            if x1 <= cs.start or x0 >= cs.stop or y1 <= rs.start or y0 >= rs.stop:
+                continue
+            try:
+                pooled = read_image(wd.objects_masks / row["file"])
+            except (ImageReadError, OSError):
+                continue
+            pooled = (pooled[..., 0] if pooled.ndim == 3 else pooled) > 0
+            r0, c0 = min(rs.start, y0), min(cs.start, x0)
+            r1, c1 = max(rs.stop, y0 + pooled.shape[0]), max(cs.stop, x0 + pooled.shape[1])
+            mine = np.zeros((r1 - r0, c1 - c0), bool)
+            mine[rs.start - r0:rs.stop - r0, cs.start - c0:cs.stop - c0] = labels[rs, cs] == oid
+            theirs = np.zeros_like(mine)
+            theirs[y0 - r0:y0 - r0 + pooled.shape[0], x0 - c0:x0 - c0 + pooled.shape[1]] = pooled
+            union = np.count_nonzero(mine | theirs)
+            if union and np.count_nonzero(mine & theirs) / union >= min_iou:
+                found[oid] = row["file"]
+                break
+    return found
+
+
 def read_pool_object(workdir: str | Path, name: str) -> tuple[np.ndarray, np.ndarray]:
     """Read one pool object's crop and boolean mask, checking they match."""
     from core.imageio import read_image

@@ -255,17 +255,35 @@ def run_synthesize(workdir: str | Path, *, settings: SynthesisSettings | None = 
     (uint8 class index, 0 background) with the same names, and
     ``synthetic/synthesis.json``. Earlier synthetic images are replaced.
     Image ``i`` depends only on the seed and ``i``.
+
+    All or nothing: a run that is cancelled or fails leaves the earlier
+    synthetic images (and the rest of the working directory) as they were.
     """
+    from core.transaction import Transaction
+
     settings = settings or SynthesisSettings()
     settings.check()
     progress = progress or Progress()
-    wd = WorkingDirectory(workdir)
-    if not wd.root.is_dir():
-        raise UserInputError(f"The working directory does not exist: {wd.root}")
-    folder, photos = photo_stats(wd)
-    objects, num_classes = load_pool(wd, photos, settings.object_diameter, progress)
+    real = WorkingDirectory(workdir)
+    if not real.root.is_dir():
+        raise UserInputError(f"The working directory does not exist: {real.root}")
+    with Transaction(real.root) as tx:
+        for part in ("synthetic", "project.json"):
+            tx.stage(real.root / part)
+        result = _synthesize(real, WorkingDirectory(tx.root), settings, progress)
+        result.folder = str(real.synthetic)
+        if not result.cancelled:
+            tx.commit()
+    return result
+
+
+def _synthesize(source: WorkingDirectory, wd: WorkingDirectory, settings: SynthesisSettings,
+                progress: Progress) -> SynthesisResult:
+    """Read the pool and photos of ``source``, write the images into ``wd``."""
+    folder, photos = photo_stats(source)
+    objects, num_classes = load_pool(source, photos, settings.object_diameter, progress)
     setup_rng = np.random.default_rng([settings.seed, 1 << 30])
-    backgrounds = load_backgrounds(wd, folder, photos, settings.object_diameter, setup_rng, progress)
+    backgrounds = load_backgrounds(source, folder, photos, settings.object_diameter, setup_rng, progress)
     if backgrounds and settings.generated_share < 1.0 and not any(
             min(b.image.shape) >= settings.size for b in backgrounds):
         largest = max(backgrounds, key=lambda b: min(b.image.shape)).image.shape

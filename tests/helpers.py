@@ -64,3 +64,14 @@ def record_message_boxes(monkeypatch, settings_dir) -> list[tuple[str, str]]:
             return QMessageBox.Ok
         monkeypatch.setattr(QMessageBox, kind, staticmethod(show))
     return shown
+
+
+def tree_digest(folder) -> dict:
+    """Every file under ``folder`` (hidden ones included) -> its SHA-256: two
+    equal digests mean nothing was added, removed or changed."""
+    import hashlib
+    from pathlib import Path
+
+    folder = Path(folder)
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}

@@ -36,3 +36,53 @@ def test_bundled_model_segments_a_sample_photo(segmented):
     assert 20 <= result.objects <= 60
     labels = read_image(out / f"{photo.stem}_labels.tif")
     assert labels.max() == result.objects and np.unique(labels).size == result.objects + 1
+
+
+def _digest(folder):
+    import hashlib
+
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def test_training_starts_from_a_copy_of_the_bundled_model_which_never_changes(tmp_path):
+    """The bundled model is saved without an optimiser: training it further
+    starts a fresh one, on a copy."""
+    from test_train import make_discs
+
+    from core.progress import Progress
+    from training.history import read_history
+    from training.train import TrainSettings, run_training
+
+    before = _digest(BUNDLED)
+    data = make_discs(tmp_path / "data", count=4, size=64)
+    model = tmp_path / "work" / "model"
+    result = run_training(data, model, settings=TrainSettings(epochs=1, batch_size=2, patch_size=64),
+                          start_from=BUNDLED, progress=Progress())
+    assert result.resumed and result.epochs_run == 1 and result.epochs_done == 26
+    assert len(read_history(model / "history.csv")) == 26 and (model / "model.keras").is_file()
+    assert _digest(BUNDLED) == before
+    # A cancel before the first epoch takes the copy back: nothing is left.
+    stopped = Progress()
+    stopped.cancel()
+    other = tmp_path / "other"
+    result = run_training(data, other, settings=TrainSettings(epochs=1, batch_size=2, patch_size=64),
+                          start_from=BUNDLED, progress=stopped)
+    assert result.cancelled and result.best_epoch is None and not other.exists()
+    assert _digest(BUNDLED) == before
+
+
+def test_the_command_line_never_trains_the_bundled_model_in_place(tmp_path):
+    from helpers import run_app
+
+    before = _digest(BUNDLED)
+    photos = ROOT / "working_directory" / "photos"
+    for args in (("train", "--data", str(tmp_path), "--model", str(BUNDLED), "--epochs", "1"),
+                 ("refine", "--images", str(photos), "--workdir", str(tmp_path / "wd"), "--model", str(BUNDLED)),
+                 ("pipeline", "--images", str(photos), "--workdir", str(tmp_path / "wd"), "--model", "checkpoints")):
+        done = run_app(*args)
+        assert done.returncode == 2, done.stderr[-2000:]
+        errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and "never changed" in errors[0] and "--start-from" in errors[0], done.stderr
+        assert "Traceback" not in done.stderr
+    assert _digest(BUNDLED) == before
+    assert not (tmp_path / "wd").exists()

@@ -88,7 +88,7 @@ def test_first_launch_segments_with_the_default_model_and_the_stored_scale(qtbot
                                                                           boxes, monkeypatch):
     from evaluation.calibration import calibration_from_pixel_size, save_calibration
 
-    monkeypatch.setattr("gui.main_window.BUNDLED_MODEL", trained / "model")
+    monkeypatch.setattr("core.model_folder.BUNDLED_MODEL", trained / "model")
     wd = tmp_path / "working_directory"
     shutil.copytree(trained / "photos", wd / "photos")
     save_calibration(wd, calibration_from_pixel_size(250, "nm"))
@@ -111,7 +111,7 @@ def test_improve_model_runs_a_real_round_on_a_copy_of_the_bundled_model(qtbot, t
                                                                        monkeypatch):
     bundled = tmp_path / "checkpoints"
     shutil.copytree(trained / "model", bundled)
-    monkeypatch.setattr("gui.main_window.BUNDLED_MODEL", bundled)
+    monkeypatch.setattr("core.model_folder.BUNDLED_MODEL", bundled)
     wd = tmp_path / "wd"
     shutil.copytree(trained / "wd", wd)
     history_before = (bundled / "history.csv").read_text()

@@ -114,8 +114,9 @@ def test_save_selected_writes_picked_objects_into_the_pool(segmented):
     s.click(2, 2, FILL)
     s.click(15, 20, PICK)
     s.click(35, 60, PICK)
-    names = s.save_selected(segmented / "wd")
-    assert len(names) == 2
+    saved = s.save_selected(segmented / "wd")
+    names = saved.written
+    assert len(names) == 2 and saved.already == {} and saved.ids == [1, 2]
     wd = WorkingDirectory(segmented / "wd")
     assert sorted(wd.pool_files()) == sorted(names)
     rows = {r["file"]: r for r in wd.read_index()}
@@ -178,6 +179,24 @@ def test_panel_clicks_fill_pick_explain_and_undo(qtbot, panel):
     assert panel.view._picked_items[2].pixmap().toImage().pixelColor(*inside).alpha() > 0
 
 
+def test_panel_save_then_undo_keeps_the_pool_and_the_picks_as_saved(qtbot, panel, segmented):
+    from core.progress import Progress
+    from gui.stages import save_picked_job
+
+    panel.pick_button.click()
+    click(qtbot, panel, 15, 20)
+    click(qtbot, panel, 47, 12)
+    saved = save_picked_job(panel.session, str(segmented / "wd"), progress=Progress())
+    panel.picked_saved(saved)
+    assert "Saved 2 picked objects" in panel.status.text()
+    assert panel.view.picked_ids() == [] and not panel.save_button.isEnabled()
+    assert not panel.undo_button.isEnabled()
+    panel.undo()
+    assert panel.status.text() == "Nothing to undo."
+    assert panel.view.picked_ids() == [] and not panel.save_button.isEnabled()
+    assert len(WorkingDirectory(segmented / "wd").read_index()) == 2
+
+
 def test_panel_legend_names_classes_and_overlay_controls(panel):
     texts = [panel.legend.itemAt(i).widget().text() for i in range(panel.legend.count())
              if panel.legend.itemAt(i).widget() is not None and panel.legend.itemAt(i).widget().text()]
@@ -189,3 +208,41 @@ def test_panel_legend_names_classes_and_overlay_controls(panel):
     assert image.pixelColor(20, 15).alpha() == 0  # disc centre: outline mode leaves it clear
     panel.outline.setChecked(False)
     assert panel.view._overlay.pixmap().toImage().pixelColor(20, 15).alpha() > 0
+
+
+def test_undo_after_a_save_does_not_bring_the_saved_picks_back(segmented):
+    s = load(segmented)
+    s.click(2, 2, FILL)
+    s.click(15, 20, PICK)
+    s.click(47, 12, PICK)
+    saved = s.save_selected(segmented / "wd")
+    s.mark_saved(saved.ids)
+    assert s.selected_ids() == []
+    # Ctrl+Z now undoes the fill before the save, never the save's picks.
+    assert s.undo() == "Undid the last fill."
+    assert s.selected_ids() == [] and s.undo() is None
+    # A saved object cannot be picked (and so saved) a second time.
+    outcome = s.click(15, 20, PICK)
+    assert not outcome.changed and outcome.explained and "already saved" in outcome.message
+    assert s.selected_ids() == []
+
+
+def test_a_pick_the_pool_already_holds_is_not_added_again(segmented):
+    from segmentation.pool import add_objects
+
+    s = load(segmented)
+    wd = WorkingDirectory(segmented / "wd")
+    # Auto-segmentation pooled the disc before, with a slightly different outline.
+    auto = s.labels.copy()
+    auto[15, 26] = 1  # one pixel more
+    add_objects(wd.root, s.image, auto, [1], source_image="grains.tif", origin="auto")
+    add_objects(wd.root, s.image, auto, [1], source_image="other photo.tif", origin="auto")
+    s.click(15, 20, PICK)
+    s.click(47, 12, PICK)
+    saved = s.save_selected(wd.root)
+    assert len(saved.written) == 1 and list(saved.already) == [1]
+    assert saved.already[1].startswith("grains_auto_")
+    assert "1 was already in the pool from this photo (object 1" in saved.summary()
+    assert "Saved 1 picked object to the pool." in saved.summary()
+    origins = sorted(r["origin"] for r in wd.read_index() if r["source_image"] == "grains.tif")
+    assert origins == ["auto", "picked"]

@@ -132,3 +132,59 @@ def test_photo_size_and_density_come_from_objects_not_specks():
     stats = _photo_stats((gray * 255).astype(np.uint8), gray, labels, [1, 2, 3], "m.png", 3)
     assert stats["objects"] == 4 and abs(stats["median_diameter_px"] - 50) < 2
     assert stats["polarity"] == "dark"
+
+
+def _copies(project, tmp_path):
+    import shutil
+
+    shutil.copytree(project / "wd", tmp_path / "wd")
+    shutil.copytree(project / "model", tmp_path / "model")
+    return tmp_path / "wd", tmp_path / "model"
+
+
+def test_a_round_that_is_cancelled_or_fails_changes_nothing(project, tmp_path, monkeypatch):
+    from core.progress import Progress
+    from helpers import tree_digest
+
+    wd, model = _copies(project, tmp_path)
+    before = tree_digest(tmp_path)
+    settings = RefineSettings(epochs=3, synthetic_count=8, synthetic_size=64)
+
+    class CancelWhenTraining(Progress):
+        def on_update(self, done, total, message):
+            if "training" in message and "epoch" in message:
+                self.cancel()  # mid-round: pool changed, synthetic set made, model training
+
+    result = run_refine(project / "photos", wd, model, settings=settings, progress=CancelWhenTraining())
+    assert result.cancelled and result.rounds == 0
+    assert "as they were before" in result.summary()
+    assert tree_digest(tmp_path) == before
+
+    def broken_segment(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr("evaluation.segment.run_segment", broken_segment)
+    with pytest.raises(RuntimeError, match="disk full"):
+        run_refine(project / "photos", wd, model, settings=RefineSettings(epochs=1, synthetic_count=8,
+                                                                          synthetic_size=64))
+    assert tree_digest(tmp_path) == before
+
+
+def test_a_round_can_start_from_a_model_it_never_changes(project, tmp_path):
+    from helpers import tree_digest
+
+    wd, _ = _copies(project, tmp_path)
+    before = tree_digest(project / "model")
+    settings = RefineSettings(epochs=1, synthetic_count=8, synthetic_size=64)
+    result = run_refine(project / "photos", wd, wd / "model", settings=settings, start_from=project / "model")
+    assert result.rounds == 1
+    assert tree_digest(project / "model") == before
+    assert (wd / "model" / "model.keras").is_file()
+    # Paths saved during the round name the real places, not the staging copy.
+    import json
+
+    meta = json.loads((wd / "model" / "model.json").read_text())
+    assert meta["training"]["data"] == str(wd.resolve() / "synthetic")
+    segment = json.loads((wd / "segmented" / "segment.json").read_text())
+    assert segment["model"] == str((wd / "model").resolve())
+    assert not [p for p in wd.iterdir() if p.name.startswith(".")]

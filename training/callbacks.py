@@ -27,8 +27,16 @@ from core.atomic import atomic_path
 from training.history import format_epoch_line, plot_curves, read_history, write_history
 
 
+class TrainingCancelled(Exception):
+    """Raised from inside ``fit`` when the user cancels, so training stops
+    after the current batch instead of finishing the epoch's validation."""
+
+
 class ProgressCallback(keras.callbacks.Callback):
-    """Per-batch progress and cooperative cancel."""
+    """Per-batch progress and cooperative cancel: a cancel stops training at
+    the end of the running batch (or validation batch) by raising
+    :class:`TrainingCancelled`, which :func:`training.session.fit` catches;
+    the interrupted epoch is neither recorded nor saved."""
 
     def __init__(self, progress, *, steps: int, initial_epoch: int, epochs: int) -> None:
         super().__init__()
@@ -49,8 +57,7 @@ class ProgressCallback(keras.callbacks.Callback):
         if self.progress is None:
             return
         if self.progress.cancelled:
-            self.model.stop_training = True
-            return
+            raise TrainingCancelled
         done = (self.epoch - self.initial_epoch) * self.steps + batch + 1
         total = (self.epochs - self.initial_epoch) * self.steps
         loss = (logs or {}).get("loss")
@@ -61,7 +68,7 @@ class ProgressCallback(keras.callbacks.Callback):
     def on_test_batch_end(self, batch, logs=None):
         # A cancel during validation must not wait for the whole pass.
         if self.cancelled:
-            self.model.stop_evaluating = True
+            raise TrainingCancelled
 
 
 class EpochRecorder(keras.callbacks.Callback):

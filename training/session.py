@@ -136,7 +136,8 @@ def prepare(data_dir: Path, model_dir: Path, settings, progress, validation) -> 
     keras.utils.set_random_seed(settings.seed)
     if meta:
         model = load_keras_model(model_dir / MODEL_FILE, compile=True)
-        optimizer = model.optimizer if model.optimizer is not None else _optimizer(settings)
+        # A model saved for segmenting only (the bundled one) has no optimiser: a fresh one.
+        optimizer = getattr(model, "optimizer", None) or _optimizer(settings)
     else:
         from training.unet import get_model
 
@@ -173,7 +174,13 @@ def prepare(data_dir: Path, model_dir: Path, settings, progress, validation) -> 
         plan.created = meta.get("created", plan.created)
         progress.update(0, 1, "checking the saved model on the validation data")
         # The saved model is the one to beat, on this run's data and class weights.
-        plan.best = float(model.evaluate(val_ds, steps=val_steps, verbose=0, return_dict=True)["loss"])
+        from training.callbacks import ProgressCallback, TrainingCancelled
+
+        try:
+            plan.best = float(model.evaluate(val_ds, steps=val_steps, verbose=0, return_dict=True, callbacks=[
+                ProgressCallback(progress, steps=steps, initial_epoch=done, epochs=plan.epochs)])["loss"])
+        except TrainingCancelled:
+            pass  # fit() does not start after a cancel
     else:
         plan.epochs = settings.epochs
     return plan
@@ -183,7 +190,7 @@ def fit(plan: Plan, settings, progress, on_epoch_end) -> FitState:
     """Run ``model.fit`` with the application's callbacks."""
     import keras
 
-    from training.callbacks import EpochRecorder, ProgressCallback
+    from training.callbacks import EpochRecorder, ProgressCallback, TrainingCancelled
 
     names = [f"iou_{metric_name(n)}" for n in plan.data.class_names]
 
@@ -202,9 +209,12 @@ def fit(plan: Plan, settings, progress, on_epoch_end) -> FitState:
                                           min_lr=1e-6),
     ]
     if plan.initial_epoch < plan.epochs and not progress.cancelled:
-        plan.model.fit(plan.train_ds, validation_data=plan.val_ds, epochs=plan.epochs,
-                       initial_epoch=plan.initial_epoch, steps_per_epoch=plan.steps,
-                       validation_steps=plan.val_steps, shuffle=False, callbacks=callbacks, verbose=0)
+        try:
+            plan.model.fit(plan.train_ds, validation_data=plan.val_ds, epochs=plan.epochs,
+                           initial_epoch=plan.initial_epoch, steps_per_epoch=plan.steps,
+                           validation_steps=plan.val_steps, shuffle=False, callbacks=callbacks, verbose=0)
+        except TrainingCancelled:
+            pass  # model.keras holds the best epoch saved before the cancel
     return FitState(recorder.epochs_recorded, stopped_early=stopper.stopped_epoch > 0 and not progress.cancelled)
 
 

@@ -128,6 +128,7 @@ def run_training(
     progress: Progress | None = None,
     validation: str | Path | None = None,
     on_epoch_end: Callable[[int, dict], None] | None = None,
+    start_from: str | Path | None = None,
 ) -> TrainResult:
     """Train (or continue training) a U-Net on ``data/images`` + ``data/masks``.
 
@@ -154,6 +155,11 @@ def run_training(
         Called as ``on_epoch_end(epoch, logs)`` after each completed epoch
         (``epoch`` from 1; ``logs`` maps "loss", "val_loss", "val_iou_<class>",
         "learning_rate", ... to floats).
+    start_from : path, optional
+        A model folder to start from when ``model_dir`` holds no model yet
+        (the bundled model, a colleague's read-only one): it is copied into
+        ``model_dir`` and trained on there, and never changed itself. The
+        copy is removed again if no epoch completes.
 
     Returns
     -------
@@ -162,11 +168,12 @@ def run_training(
     Raises
     ------
     UserInputError
-        Bad settings, a missing or inconsistent data folder, or a model
-        folder whose model does not fit the data; raised before anything
-        is written.
+        Bad settings, a missing or inconsistent data folder, a model
+        folder whose model does not fit the data, or a ``model_dir`` that
+        must not be written to (the bundled model, a read-only folder);
+        raised before anything is written.
     """
-    from training import session
+    from core.model_folder import check_writable, copy_model, holds_model
 
     settings = dataclasses.replace(settings) if settings is not None else TrainSettings()
     settings.check()
@@ -174,8 +181,40 @@ def run_training(
     model_dir = Path(model_dir)
     if model_dir.exists() and not model_dir.is_dir():
         raise UserInputError(f"The model folder is a file, not a folder: {model_dir}")
+    check_writable(model_dir)
+    copied: list[Path] = []
+    created = not model_dir.exists()
+    if start_from is not None and not holds_model(model_dir):
+        progress.update(0, 0, f"copying the model in {start_from} to start from")
+        copied = copy_model(start_from, model_dir)
+        progress.log(f"Training starts from a copy of the model in {start_from}, in {model_dir}; "
+                     f"{start_from} itself is left as it is.")
+    epochs_before = len(read_history(model_dir / "history.csv"))
+    result = None
+    try:
+        result = _train(Path(data), model_dir, settings, progress, validation, on_epoch_end)
+        return result
+    finally:
+        if copied and len(read_history(model_dir / "history.csv")) == epochs_before:
+            _remove_copy(model_dir, copied, created)
+            if result is not None:
+                result.best_epoch = None  # nothing was saved in model_dir
+
+
+def _remove_copy(model_dir: Path, copied: list[Path], created: bool) -> None:
+    """Take back a starting copy that no epoch was trained on."""
+    for path in copied:
+        path.unlink(missing_ok=True)
+    if created and model_dir.is_dir() and not any(model_dir.iterdir()):
+        model_dir.rmdir()
+
+
+def _train(data: Path, model_dir: Path, settings: TrainSettings, progress: Progress, validation,
+           on_epoch_end) -> TrainResult:
+    from training import session
+
     t0 = time.monotonic()
-    plan = session.prepare(Path(data), model_dir, settings, progress, validation)
+    plan = session.prepare(data, model_dir, settings, progress, validation)
     progress.log(plan.describe())
     state = session.fit(plan, settings, progress, on_epoch_end)
     metrics, best_epoch = _best_metrics(model_dir, plan)

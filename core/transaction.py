@@ -1,0 +1,265 @@
+"""All-or-nothing stages: a stage works on a staged copy of what it
+changes, and the copy replaces the originals only when the stage completes.
+
+A cancelled, failed or killed stage therefore leaves the working directory
+(and the model or results folder) exactly as it was::
+
+    with Transaction(workdir) as tx:
+        staged = tx.stage(workdir / "objects")       # a copy to work on
+        ... write into staged ...
+        if not cancelled:
+            tx.commit()                               # swap the copies in
+    # leaving the block without commit() throws the copies away
+
+Copies are made with hard links where the file system allows (every file of
+the application is written under a temporary name and renamed into place,
+never changed in place, so a linked file is never modified through its
+copy) and by copying otherwise. Parts under the transaction's folder are
+staged in ``<folder>/.staging-<id>/``; other parts (a model folder elsewhere)
+in a hidden sibling folder of their own.
+
+The swap is a handful of renames. It is written down first in
+``journal.json``, so a swap cut short by a crash or a kill is finished by
+the next transaction on the same folder (:func:`recover`); a staging area
+without a journal is the leftover of a stage that never completed and is
+removed.
+
+A transaction opened inside a staged copy (a stage calling another stage)
+works on that copy directly: the outer transaction decides.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import uuid
+from pathlib import Path
+
+from core.atomic import write_json_atomic
+
+STAGING_PREFIX = ".staging-"
+MARKER = ".staged-copy"  # in a staged folder: transactions inside it are the outer one's business
+JOURNAL = "journal.json"
+EXTERNAL = "external.json"  # staged copies of parts outside the home folder
+OWNER = "owner.json"  # the process working in a staging area
+
+
+def _clone(source: Path, target: Path) -> None:
+    """Copy ``source`` (file or folder) to ``target``, hard-linking files."""
+    if source.is_dir():
+        target.mkdir(parents=True, exist_ok=True)
+        for entry in os.scandir(source):
+            if entry.name.startswith(".") and (".part" in entry.name or "staging-" in entry.name):
+                continue  # half-written leftovers, other stagings
+            _clone(Path(entry.path), target / entry.name)
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def _inside_staged_copy(path: Path) -> bool:
+    return any((p / MARKER).exists() for p in [path, *path.parents])
+
+
+class Transaction:
+    """Staged copies of some files and folders, swapped in by :meth:`commit`."""
+
+    def __init__(self, home: str | os.PathLike) -> None:
+        self.home = Path(home)
+        self.passthrough = _inside_staged_copy(self.home)
+        self.area = self.home / f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}"
+        self.parts: list[tuple[Path, Path]] = []  # (staged, real)
+        self.external: list[str] = []  # staged copies outside the area
+        self.committed = False
+
+    @property
+    def root(self) -> Path:
+        """The folder that stands for ``home`` while the stage runs: parts
+        staged from ``home`` sit here at the same relative paths."""
+        return self.home if self.passthrough else self.area
+
+    # -- context -------------------------------------------------------------
+    def __enter__(self) -> Transaction:
+        if not self.passthrough:
+            recover(self.home)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.committed or self.passthrough:
+            return
+        if (self.area / JOURNAL).is_file():
+            # The swap began and was interrupted: it is finished, now if
+            # possible, otherwise by the next transaction on this folder.
+            with contextlib.suppress(OSError):
+                _finish(self.area)
+            return
+        self.discard()
+
+    # -- staging -------------------------------------------------------------
+    def stage(self, real: str | os.PathLike, *, source: str | os.PathLike | None = None) -> Path:
+        """A staged copy of ``real`` (a file or folder, which may not exist
+        yet) to work on; filled from ``source`` instead when given."""
+        real = Path(real)
+        if self.passthrough:
+            if source is not None and not real.exists():
+                _clone(Path(source), real)
+            return real
+        real_abs = real.resolve()
+        home_abs = self.home.resolve()
+        if real_abs == home_abs:
+            raise ValueError("stage the parts of the folder, not the folder itself")
+        self._make_area()
+        if real_abs.is_relative_to(home_abs):
+            staged = self.area / real_abs.relative_to(home_abs)
+        else:
+            staged = real_abs.parent / f".{real_abs.name}.{self.area.name.lstrip('.')}"
+            # Written down before it exists, so that recover() can remove it.
+            self.external.append(str(staged))
+            write_json_atomic(self.area / EXTERNAL, self.external)
+        origin = Path(source) if source is not None else real_abs
+        if origin.exists():
+            _clone(origin, staged)
+        if staged.is_dir() or (source is None and real_abs.is_dir()) or (source is not None and origin.is_dir()):
+            staged.mkdir(parents=True, exist_ok=True)
+            (staged / MARKER).touch()
+        self.parts.append((staged, real_abs))
+        return staged
+
+    def _make_area(self) -> None:
+        if not self.area.exists():
+            self.area.mkdir(parents=True)
+            (self.area / MARKER).touch()
+            write_json_atomic(self.area / OWNER, {"pid": os.getpid(), "host": socket.gethostname()})
+
+    def _paths_to_real(self) -> None:
+        """Paths into the staged copies that a stage wrote into its JSON files
+        (where its data or model were) are made to name the real places."""
+        home, area = self.home.resolve(), self.area.resolve()
+        swaps = [(str(area), str(home)), (str(self.area), str(self.home))]
+        swaps += [(str(staged), str(real)) for staged, real in self.parts if not staged.is_relative_to(self.area)]
+        swaps.sort(key=lambda pair: -len(pair[0]))
+
+        def fix(value):
+            if isinstance(value, str):
+                for old, new in swaps:
+                    if value == old or value.startswith(old + os.sep):
+                        return new + value[len(old):]
+                return value
+            if isinstance(value, list):
+                return [fix(v) for v in value]
+            if isinstance(value, dict):
+                return {k: fix(v) for k, v in value.items()}
+            return value
+
+        for staged, _real in self.parts:
+            files = staged.rglob("*.json") if staged.is_dir() else [staged] if staged.suffix == ".json" else []
+            for path in files:
+                if not path.is_file() or path.stat().st_size > 20_000_000:
+                    continue
+                try:
+                    data = json.loads(path.read_text(encoding="utf-8"))
+                except (OSError, ValueError):
+                    continue
+                fixed = fix(data)
+                if fixed != data:
+                    write_json_atomic(path, fixed)
+
+    # -- ending ----------------------------------------------------------------
+    def commit(self) -> None:
+        """Replace the originals with the staged copies."""
+        if self.passthrough or self.committed:
+            self.committed = True
+            return
+        self._paths_to_real()
+        # A part whose staged copy the stage removed is removed too.
+        entries = [{"staged": str(s), "real": str(r), "old": str(self.area / ".old" / str(i)),
+                    "remove": not s.exists()} for i, (s, r) in enumerate(self.parts)]
+        self._make_area()
+        write_json_atomic(self.area / JOURNAL, {"parts": entries})
+        _finish(self.area)
+        self.committed = True
+
+    def discard(self) -> None:
+        """Throw the staged copies away; the originals stay as they were."""
+        if self.passthrough:
+            return
+        _discard_area(self.area)
+        self.parts, self.external = [], []
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _finish(area: Path) -> None:
+    """Carry out (or finish) the swap written in ``area``'s journal. Each
+    step can be repeated, so a swap cut short is finished by running it again."""
+    journal = json.loads((area / JOURNAL).read_text(encoding="utf-8"))
+    for entry in journal["parts"]:
+        staged, real, old = Path(entry["staged"]), Path(entry["real"]), Path(entry["old"])
+        if staged.exists():
+            if staged.is_dir():
+                (staged / MARKER).unlink(missing_ok=True)
+            if real.exists() or real.is_symlink():
+                old.parent.mkdir(parents=True, exist_ok=True)
+                _remove(old)
+                os.rename(real, old)
+            real.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(staged, real)
+        elif entry.get("remove") and real.exists():
+            old.parent.mkdir(parents=True, exist_ok=True)
+            _remove(old)
+            os.rename(real, old)
+    # The swap is complete: what it replaced goes.
+    (area / JOURNAL).unlink()
+    _discard_area(area)
+
+
+def _discard_area(area: Path) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        for staged in json.loads((area / EXTERNAL).read_text(encoding="utf-8")):
+            _remove(Path(staged))
+    _remove(area)
+
+
+def recover(home: str | os.PathLike) -> list[str]:
+    """Finish swaps cut short in ``home`` and remove staging left by stages
+    that never completed; returns what was done, one line each."""
+    home = Path(home)
+    done = []
+    if not home.is_dir():
+        return done
+    for area in sorted(home.glob(f"{STAGING_PREFIX}*")):
+        if not area.is_dir() or _owner_alive(area):
+            continue  # another stage is working in it right now
+        if (area / JOURNAL).is_file():
+            _finish(area)
+            done.append(f"finished saving the results of an interrupted stage ({area.name})")
+        else:
+            _discard_area(area)
+            done.append(f"removed the unfinished work of a stage that did not complete ({area.name})")
+    return done
+
+
+def _owner_alive(area: Path) -> bool:
+    try:
+        owner = json.loads((area / OWNER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if owner.get("host") != socket.gethostname() or owner.get("pid") == os.getpid():
+        return False
+    try:
+        os.kill(int(owner["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return True

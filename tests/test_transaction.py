@@ -1,0 +1,201 @@
+"""All-or-nothing stages: staged copies, the swap, and recovery after a kill."""
+
+import json
+import os
+
+import pytest
+
+from core.atomic import write_text_atomic
+from core.transaction import JOURNAL, STAGING_PREFIX, Transaction, recover
+
+
+def tree(root):
+    """Every file under ``root`` (hidden staging areas excluded) with its text."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            out[os.path.relpath(path, root)] = open(path, encoding="utf-8").read()
+    return out
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    wd = tmp_path / "wd"
+    (wd / "objects" / "images").mkdir(parents=True)
+    for i in range(3):
+        (wd / "objects" / "images" / f"o{i}.png").write_text(f"crop {i}")
+    (wd / "objects" / "index.csv").write_text("file\no0.png\no1.png\no2.png\n")
+    (wd / "project.json").write_text('{"stages": {}}')
+    (wd / "photos").mkdir()
+    (wd / "photos" / "a.png").write_text("photo")
+    return wd
+
+
+def test_commit_swaps_in_the_staged_copies(workdir):
+    with Transaction(workdir) as tx:
+        objects = tx.stage(workdir / "objects")
+        project = tx.stage(workdir / "project.json")
+        write_text_atomic(objects / "images" / "o3.png", "crop 3")
+        (objects / "images" / "o0.png").unlink()
+        write_text_atomic(objects / "index.csv", "file\no1.png\no2.png\no3.png\n")
+        write_text_atomic(project, '{"stages": {"autoseg": {}}}')
+        assert sorted(tree(workdir / "objects" / "images")) == ["o0.png", "o1.png", "o2.png"]  # not yet
+        tx.commit()
+    assert sorted(tree(workdir / "objects" / "images")) == ["o1.png", "o2.png", "o3.png"]
+    assert (workdir / "objects" / "index.csv").read_text().endswith("o3.png\n")
+    assert "autoseg" in (workdir / "project.json").read_text()
+    assert not list(workdir.glob(".*"))  # no staging, no marker left behind
+    assert not (workdir / "objects" / ".staged-copy").exists()
+
+
+def test_a_stage_that_fails_or_is_cancelled_changes_nothing(workdir):
+    before = tree(workdir)
+    with pytest.raises(RuntimeError):
+        with Transaction(workdir) as tx:
+            objects = tx.stage(workdir / "objects")
+            write_text_atomic(objects / "images" / "o0.png", "changed through the copy")
+            write_text_atomic(objects / "new.txt", "new")
+            raise RuntimeError("a fault mid-way")
+    with Transaction(workdir) as tx:  # cancelled: no commit
+        write_text_atomic(tx.stage(workdir / "objects") / "index.csv", "file\n")
+    assert tree(workdir) == before
+    assert not list(workdir.glob(f"{STAGING_PREFIX}*"))
+
+
+def test_a_folder_outside_the_home_is_staged_beside_itself(workdir, tmp_path):
+    model = tmp_path / "models" / "mine"
+    model.mkdir(parents=True)
+    (model / "model.keras").write_text("weights 1")
+    with Transaction(workdir) as tx:
+        staged = tx.stage(model)
+        assert staged.parent == model.parent and staged.name.startswith(".")
+        write_text_atomic(staged / "model.keras", "weights 2")
+    assert (model / "model.keras").read_text() == "weights 1"
+    assert sorted(p.name for p in model.parent.iterdir()) == ["mine"]
+    with Transaction(workdir) as tx:
+        write_text_atomic(tx.stage(model) / "model.keras", "weights 2")
+        tx.commit()
+    assert (model / "model.keras").read_text() == "weights 2"
+    assert sorted(p.name for p in model.parent.iterdir()) == ["mine"]
+
+
+def test_a_part_can_start_from_another_folder(workdir, tmp_path):
+    bundled = tmp_path / "bundled"
+    bundled.mkdir()
+    (bundled / "model.keras").write_text("bundled")
+    with Transaction(workdir) as tx:
+        staged = tx.stage(workdir / "model", source=bundled)
+        assert (staged / "model.keras").read_text() == "bundled"
+        write_text_atomic(staged / "model.keras", "trained")
+        tx.commit()
+    assert (workdir / "model" / "model.keras").read_text() == "trained"
+    assert (bundled / "model.keras").read_text() == "bundled"
+
+
+def test_a_transaction_inside_a_staged_copy_works_on_the_copy(workdir):
+    with Transaction(workdir) as outer:
+        objects = outer.stage(workdir / "objects")
+        with Transaction(outer.area) as inner:
+            assert inner.passthrough
+            assert inner.stage(objects) == objects
+            write_text_atomic(objects / "inner.txt", "x")
+            inner.commit()
+        assert (objects / "inner.txt").exists() and not (workdir / "objects" / "inner.txt").exists()
+        outer.commit()
+    assert (workdir / "objects" / "inner.txt").read_text() == "x"
+
+
+def test_a_swap_cut_short_by_a_kill_is_finished_by_the_next_stage(workdir, monkeypatch):
+    import core.transaction as transaction
+
+    renames = []
+    real_rename = os.rename
+
+    def rename_then_die(src, dst):
+        renames.append((src, dst))
+        if len(renames) >= 2:  # the old objects moved aside, the new ones not yet in
+            raise OSError("the process dies here")
+        real_rename(src, dst)
+
+    monkeypatch.setattr(transaction.os, "rename", rename_then_die)
+    with pytest.raises(OSError):
+        with Transaction(workdir) as tx:
+            write_text_atomic(tx.stage(workdir / "objects") / "index.csv", "file\nnew\n")
+            write_text_atomic(tx.stage(workdir / "project.json"), "{}")
+            tx.commit()
+    monkeypatch.setattr(transaction.os, "rename", real_rename)
+    assert not (workdir / "objects").exists()  # half swapped
+    areas = list(workdir.glob(f"{STAGING_PREFIX}*"))
+    assert len(areas) == 1 and (areas[0] / JOURNAL).is_file()
+    assert json.loads((areas[0] / JOURNAL).read_text())["parts"]
+    lines = recover(workdir)
+    assert lines and "interrupted" in lines[0]
+    assert (workdir / "objects" / "index.csv").read_text() == "file\nnew\n"
+    assert (workdir / "project.json").read_text() == "{}"
+    assert sorted(tree(workdir / "objects" / "images")) == ["o0.png", "o1.png", "o2.png"]
+    assert not list(workdir.glob(f"{STAGING_PREFIX}*"))
+
+
+def test_staging_left_by_a_killed_stage_is_removed(workdir, tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    tx = Transaction(workdir).__enter__()
+    tx.stage(workdir / "objects")
+    staged_model = tx.stage(model)
+    assert staged_model.exists()
+    # the process dies here: no commit, no discard
+    before = tree(workdir)
+    recover(workdir)
+    assert not list(workdir.glob(f"{STAGING_PREFIX}*")) and not staged_model.exists()
+    assert tree(workdir) == before
+
+
+def test_staged_files_are_links_where_possible_and_the_originals_never_change(workdir):
+    with Transaction(workdir) as tx:
+        objects = tx.stage(workdir / "objects")
+        original = workdir / "objects" / "images" / "o1.png"
+        assert os.path.samefile(objects / "images" / "o1.png", original)
+        write_text_atomic(objects / "images" / "o1.png", "replaced")
+        assert original.read_text() == "crop 1"
+
+
+def test_paths_into_the_staged_copy_are_saved_as_the_real_places(workdir, tmp_path):
+    from core.atomic import write_json_atomic
+
+    model = tmp_path / "model"
+    with Transaction(workdir) as tx:
+        synthetic = tx.stage(workdir / "synthetic")
+        staged_model = tx.stage(model)
+        write_json_atomic(staged_model / "model.json", {"training": {"data": str(synthetic)},
+                                                        "runs": [{"data": str(synthetic / "images")}],
+                                                        "other": "elsewhere"})
+        write_json_atomic(synthetic / "info.json", {"model": str(staged_model.resolve())})
+        tx.commit()
+    meta = json.loads((model / "model.json").read_text())
+    assert meta["training"]["data"] == str(workdir.resolve() / "synthetic")
+    assert meta["runs"][0]["data"] == str(workdir.resolve() / "synthetic" / "images")
+    assert meta["other"] == "elsewhere"
+    assert json.loads((workdir / "synthetic" / "info.json").read_text())["model"] == str(model.resolve())
+
+
+def test_a_stage_running_in_another_process_keeps_its_staging(workdir):
+    import subprocess
+    import sys
+
+    from core.atomic import write_json_atomic
+    from core.transaction import OWNER
+
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        area = workdir / f"{STAGING_PREFIX}other"
+        area.mkdir()
+        write_json_atomic(area / OWNER, {"pid": sleeper.pid, "host": __import__("socket").gethostname()})
+        recover(workdir)
+        assert area.is_dir()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    recover(workdir)
+    assert not area.exists()
