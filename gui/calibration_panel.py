@@ -332,7 +332,7 @@ class CalibrationController(QObject):
 
     def _status(self, text: str) -> None:
         self.window.review.status.setText(text)
-        self.window.statusBar().showMessage(text, 15000)
+        self.window.show_status(text, 15000)
 
     # -- measuring a scale bar ----------------------------------------------------
     def _measure_toggled(self, on: bool) -> None:

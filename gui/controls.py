@@ -239,12 +239,12 @@ class ControlsPanel(QWidget):
         for field in self.path_fields().values():
             field.mark(False)
         checks = {
-            AUTOSEG: [(self.photos, "existing"), (self.workdir, "folder")],
+            AUTOSEG: [(self.photos, "photos"), (self.workdir, "folder")],
             SYNTHESIZE: [(self.workdir, "folder")],
             TRAIN: [(self.workdir, "folder"), (self.model, "folder"), (self.workdir, "training data")],
-            SEGMENT: [(self.model, "model"), (self.photo, "existing"), (self.workdir, "folder")],
-            SEGMENT_ALL: [(self.model, "model"), (self.photos, "existing"), (self.workdir, "folder")],
-            REFINE: [(self.model, "model"), (self.photos, "existing"), (self.workdir, "folder")],
+            SEGMENT: [(self.model, "model"), (self.photo, "photos"), (self.workdir, "folder")],
+            SEGMENT_ALL: [(self.model, "model"), (self.photos, "photos"), (self.workdir, "folder")],
+            REFINE: [(self.model, "model"), (self.photos, "photos"), (self.workdir, "folder")],
             REVIEW: [(self.photo, "existing"), (self.workdir, "folder")],
         }[stage]
         for field, rule in checks:
@@ -255,14 +255,22 @@ class ControlsPanel(QWidget):
         return None
 
     def check(self, field: PathField, rule: str) -> str | None:
-        """The problem with ``field`` under ``rule`` ("existing", "folder",
-        "model", "training data"), or None."""
+        """The problem with ``field`` under ``rule`` ("existing", "photos",
+        "folder", "model", "training data"), or None."""
         text, name = field.text(), field.label
         if not text:
             return f"{name}: the field is empty. {field.edit.toolTip()}"
         path = Path(text).expanduser()
-        if rule == "existing" and not path.exists():
+        if rule in ("existing", "photos") and not path.exists():
             return f"{name}: {path} does not exist."
+        if rule == "photos":
+            from core.errors import UserInputError
+            from core.imageio import list_images
+
+            try:
+                list_images(path)
+            except UserInputError as exc:
+                return f"{name}: {exc}"
         if rule in ("folder", "model") and path.exists() and not path.is_dir():
             return f"{name}: {path} is a file, not a folder."
         if rule == "model" and not path.is_dir():

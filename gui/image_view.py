@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 from PyQt5.QtCore import QPoint, QPointF, QRectF, Qt, pyqtSignal
-from PyQt5.QtGui import QBrush, QColor, QImage, QPen, QPixmap, QTransform
+from PyQt5.QtGui import QBrush, QColor, QImage, QPainter, QPen, QPixmap, QTransform
 from PyQt5.QtWidgets import (
     QGraphicsItemGroup,
     QGraphicsLineItem,
@@ -149,6 +149,27 @@ class ImageView(QGraphicsView):
             return
         rgba = overlay_rgba(class_mask, outline=outline)
         self._overlay.setPixmap(QPixmap.fromImage(array_to_qimage(rgba)))
+
+    def update_overlay(self, class_mask: np.ndarray, boxes: list, *, outline: bool) -> None:
+        """Redraw the overlay inside ``boxes`` only ((row slice, col slice)
+        each, a pixel wider than what changed): a fill of a few contours
+        on a large photo must not redraw the whole photo's overlay."""
+        pixmap = self._overlay.pixmap()
+        if pixmap.isNull() or len(boxes) > 3000 or pixmap.height() != class_mask.shape[0]:
+            self.set_overlay(class_mask, outline=outline)
+            return
+        h, w = class_mask.shape
+        painter = QPainter(pixmap)
+        painter.setCompositionMode(QPainter.CompositionMode_Source)
+        for rows, cols in boxes:
+            # One pixel more around the box, so that outlines there are right.
+            r0, r1 = max(0, rows.start - 1), min(h, rows.stop + 1)
+            c0, c1 = max(0, cols.start - 1), min(w, cols.stop + 1)
+            rgba = overlay_rgba(class_mask[r0:r1, c0:c1], outline=outline)
+            inner = rgba[rows.start - r0:rgba.shape[0] - (r1 - rows.stop), cols.start - c0:rgba.shape[1] - (c1 - cols.stop)]
+            painter.drawImage(cols.start, rows.start, array_to_qimage(inner))
+        painter.end()
+        self._overlay.setPixmap(pixmap)
 
     def set_overlay_opacity(self, opacity: float) -> None:
         self._overlay.setOpacity(max(0.0, min(1.0, opacity)))

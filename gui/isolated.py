@@ -72,6 +72,7 @@ def _child_main(conn, cancel_event, fn: Callable, args: tuple, kwargs: dict) -> 
     try:
         from core.quiet_tf import import_tensorflow
 
+        progress.update(0, 0, "loading TensorFlow")
         import_tensorflow()
         result = fn(*args, progress=progress, **kwargs)
         message = ("done", result)

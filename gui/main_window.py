@@ -188,7 +188,15 @@ class MainWindow(QMainWindow):
         stamp = time.strftime("%H:%M:%S")
         for line in str(text).rstrip().splitlines() or [""]:
             self.log_view.appendPlainText(f"{stamp}  {line}")
-        self.statusBar().showMessage(str(text).splitlines()[0] if text else "", 10000)
+        self.show_status(str(text).splitlines()[0] if text else "", 10000)
+
+    def show_status(self, text: str, msecs: int = 10000) -> None:
+        """A message in the status bar, shortened with "…" to the room left
+        of the scale shown there (the whole text is in the log)."""
+        bar = self.statusBar()
+        room = bar.width() - self.calibration.status_label.sizeHint().width() - 40 \
+            if hasattr(self, "calibration") else bar.width() - 40
+        bar.showMessage(bar.fontMetrics().elidedText(text, Qt.ElideRight, max(80, room)), msecs)
 
     def _message(self, kind: str, title: str, text: str) -> None:
         self.messages.append(text)
@@ -284,6 +292,10 @@ class MainWindow(QMainWindow):
         worker.failed.connect(self._on_failed)
         self.progress.start(name)
         self.log(f"{name}: started.")
+        # Focus goes to what the user looks at, not to the next field of the
+        # controls that are about to be disabled (it would land in Epochs,
+        # its text selected, where a key press changes it).
+        (self.review.view if self.tabs.currentWidget() is self.review else self.log_view).setFocus()
         self._set_busy(True)
         return self.runner.start(worker)
 
@@ -292,7 +304,16 @@ class MainWindow(QMainWindow):
             self.runner.cancel()
             self.cancel_button.setEnabled(False)
             self.progress.stopping()
-            self.log(f"{self.runner.worker.name}: cancelling, the work done so far is kept.")
+            name = self.runner.worker.name
+            if name == STAGE_TITLES[TRAIN]:
+                kept = ("training stops after the current batch; the best epoch saved so far stays in "
+                        f"{self.controls.model.text()}.")
+            elif name == STAGE_TITLES[REFINE]:
+                kept = ("the round in progress is dropped; the working directory and the model stay as "
+                        "the last completed round left them.")
+            else:
+                kept = "what it wrote so far is dropped; your files stay as they were before it started."
+            self.log(f"{name}: cancelling: {kept}")
 
     def _set_busy(self, busy: bool) -> None:
         self.controls.set_busy(busy)

@@ -58,9 +58,14 @@ class SavedPicks:
 
 @dataclass
 class _Fill:
-    slices: tuple[slice, slice]
+    """What a fill replaced, to undo it: the arrays, and the prepared fill
+    that was valid for them."""
+
     classes: np.ndarray
     labels: np.ndarray
+    slices: list
+    open_fill: interactive.OpenFill
+    open_slices: list
 
 
 class ReviewSession:
@@ -91,6 +96,16 @@ class ReviewSession:
         self.saved: set[int] = set()  # objects saved to the pool in this review
         self._undo: list[tuple[str, object]] = []
         self._slices = ndi.find_objects(self.labels)
+        self._open_fill: interactive.OpenFill | None = None
+        self._open_slices: list = []  # the objects' boxes after that fill
+        self.changed_boxes: list[tuple[slice, slice]] = []  # where the last fill or undo changed the mask
+
+    def prepare_fill(self) -> None:
+        """Work out what a click on the open background fills, so that the
+        click itself costs next to nothing (call it off the GUI thread; it
+        is done on the first click otherwise)."""
+        self._open_fill = interactive.prepare_open_fill([self.class_mask, self.labels])
+        self._open_slices = ndi.find_objects(self._open_fill.arrays[1]) if self._open_fill.arrays else []
 
     # -- loading --------------------------------------------------------------
     @classmethod
@@ -110,8 +125,9 @@ class ReviewSession:
         labels = read_image(labels_path) if labels_path.is_file() else None
         if labels is not None and labels.ndim == 3:
             labels = labels[..., 0]
-        return cls(image, mask.astype(np.uint8), labels, photo_path=photo,
-                   class_names=_class_names(model_dir))
+        session = cls(image, mask.astype(np.uint8), labels, photo_path=photo, class_names=_class_names(model_dir))
+        session.prepare_fill()
+        return session
 
     # -- queries ----------------------------------------------------------------
     @property
@@ -156,8 +172,10 @@ class ReviewSession:
                 f"That pixel is inside object {oid} ({self.class_name(int(self.class_mask[row, col]))}), "
                 "not on the background. A fill starts from the background: click the empty area around "
                 "the objects. To pick this object for the pool, switch to Pick objects."), explained=True)
-        plan = interactive.plan_fill(self.class_mask, (row, col))
-        if plan.seed_enclosed:
+        if self._open_fill is None:
+            self.prepare_fill()
+        plan = self._open_fill
+        if not plan.seed_is_open(row, col):
             return ClickOutcome(False, (
                 "That pixel is in a hole enclosed by an object, not on the open background: a fill "
                 "from there would leave exactly this hole open, so nothing was changed. Click the open "
@@ -166,12 +184,12 @@ class ReviewSession:
         if plan.added_pixels == 0:
             return ClickOutcome(False, "No closed contour to fill: every background pixel is reachable "
                                        "from where you clicked.")
-        rows = np.flatnonzero(plan.added.any(axis=1))
-        cols = np.flatnonzero(plan.added.any(axis=0))
-        sl = (slice(max(0, rows[0] - 1), rows[-1] + 2), slice(max(0, cols[0] - 1), cols[-1] + 2))
-        self._push("fill", _Fill(sl, self.class_mask[sl].copy(), self.labels[sl].copy()))
-        self.class_mask, self.labels = interactive.extend_all([self.class_mask, self.labels], plan.added)
-        self._slices = ndi.find_objects(self.labels)
+        # The filled arrays are new ones: the old ones are kept whole for undo.
+        self._push("fill", _Fill(self.class_mask, self.labels, self._slices, plan, self._open_slices))
+        self.class_mask, self.labels = plan.arrays
+        self._slices = self._open_slices
+        self._open_fill, self._open_slices = plan.nothing_left(), []
+        self.changed_boxes = plan.boxes
         regions = "closed contour" if plan.regions == 1 else "closed contours"
         return ClickOutcome(True, f"Filled {plan.regions} {regions} ({plan.added_pixels} pixels). "
                                   "Ctrl+Z undoes it.")
@@ -214,10 +232,9 @@ class ReviewSession:
         if kind == "select":
             self.selected = set(state)
             return "Undid the last pick."
-        sl = state.slices
-        self.class_mask[sl] = state.classes
-        self.labels[sl] = state.labels
-        self._slices = ndi.find_objects(self.labels)
+        self.class_mask, self.labels, self._slices = state.classes, state.labels, state.slices
+        self._open_fill, self._open_slices = state.open_fill, state.open_slices
+        self.changed_boxes = state.open_fill.boxes
         return "Undid the last fill."
 
     def _push(self, kind: str, state) -> None:

@@ -93,7 +93,7 @@ class ReviewPanel(QWidget):
         self.view.set_overlay_opacity(0.6)
         self.outline = QCheckBox("Outlines only")
         self.outline.setToolTip("Draw object outlines instead of filled objects")
-        self.outline.toggled.connect(self._redraw_overlay)
+        self.outline.toggled.connect(lambda _on: self._redraw_overlay())
 
         self.info = QLabel("")
         tools_row = QHBoxLayout()
@@ -108,6 +108,10 @@ class ReviewPanel(QWidget):
         legend_box.setLayout(self.legend)
         self.status = QLabel("Segment a photo to review it here.")
         self.status.setWordWrap(True)
+        self.status.setAlignment(Qt.AlignLeft | Qt.AlignTop)
+        # A fixed height (three lines): a message of one line or of three must
+        # not resize the photo above it, which would change its zoom.
+        self.status.setFixedHeight(3 * self.status.fontMetrics().lineSpacing() + 4)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -169,7 +173,7 @@ class ReviewPanel(QWidget):
         outcome = self.session.click(row, col, self.tool)
         if outcome.changed:
             if self.tool == FILL:
-                self._redraw_overlay()
+                self._redraw_overlay(self.session.changed_boxes)
                 self._redraw_picked(redraw=True)
             else:
                 self._redraw_picked()
@@ -183,8 +187,11 @@ class ReviewPanel(QWidget):
         if what is None:
             self._say("Nothing to undo.")
             return
-        self._redraw_overlay()
-        self._redraw_picked(redraw=True)
+        if what == "Undid the last fill.":
+            self._redraw_overlay(self.session.changed_boxes)
+            self._redraw_picked(redraw=True)
+        else:
+            self._redraw_picked()
         self._say(what)
         self._update_buttons()
 
@@ -199,11 +206,15 @@ class ReviewPanel(QWidget):
         self.view.setFocus()
 
     # -- drawing ----------------------------------------------------------------
-    def _redraw_overlay(self) -> None:
+    def _redraw_overlay(self, boxes: list | None = None) -> None:
+        """Redraw the overlay, all of it or only inside ``boxes``."""
         if self.session is None:
             self.view.set_overlay(None)
             return
-        self.view.set_overlay(self.session.class_mask, outline=self.outline.isChecked())
+        if boxes is None:
+            self.view.set_overlay(self.session.class_mask, outline=self.outline.isChecked())
+        else:
+            self.view.update_overlay(self.session.class_mask, boxes, outline=self.outline.isChecked())
         self.info.setText(f"{self.session.object_count} objects")
 
     def _redraw_picked(self, redraw: bool = False) -> None:
@@ -237,6 +248,7 @@ class ReviewPanel(QWidget):
 
     def _say(self, text: str, *, warn: bool = False, log: bool = True) -> None:
         self.status.setText(text)
+        self.status.setToolTip(text)
         self.status.setStyleSheet("color: #b35900;" if warn else "")
         if log:
             self.message.emit(text)

@@ -102,6 +102,68 @@ def plan_fill(mask: np.ndarray, seed_rc: Sequence[int], *, border_is_open: bool 
                       seed_enclosed=bool(seed_label not in on_border))
 
 
+@dataclass
+class OpenFill:
+    """A click on the open background, worked out in advance.
+
+    With the image border open, every click on the background connected to
+    the border fills the same thing: every background region that does not
+    touch the border. So it is computed once per mask (off the GUI thread)
+    and a click only checks where it landed and swaps the arrays in.
+
+    Attributes
+    ----------
+    background : ndarray of int32
+        4-connected labels of the background of the mask it was made for.
+    is_open : ndarray of bool
+        ``is_open[label]``: that background region touches the border.
+    regions, added_pixels : int
+        Enclosed regions that a click fills, and their pixels.
+    arrays : list of ndarray
+        The arrays it was made for (class mask, labels, ...) after the fill
+        (:func:`extend_all`); empty when there is nothing to fill.
+    boxes : list of (slice, slice)
+        Boxes around the filled parts, one pixel wider on each side: where a
+        drawing of the mask changes.
+    """
+
+    background: np.ndarray
+    is_open: np.ndarray
+    regions: int
+    added_pixels: int
+    arrays: list
+    boxes: list
+
+    def seed_is_open(self, row: int, col: int) -> bool:
+        return bool(self.is_open[self.background[row, col]])
+
+    def nothing_left(self) -> OpenFill:
+        """The same after the fill is done: clicks on the open background
+        find nothing more to fill."""
+        return OpenFill(self.background, self.is_open, 0, 0, [], [])
+
+
+def prepare_open_fill(arrays: Sequence[np.ndarray]) -> OpenFill:
+    """What a click on the open background of ``arrays[0]`` (non-zero =
+    object) would do to each of ``arrays`` (see :class:`OpenFill`)."""
+    obj = np.asarray(arrays[0]) != 0
+    background, n = ndi.label(~obj, structure=_FOUR)
+    on_border = np.unique(np.concatenate([background[0, :], background[-1, :], background[:, 0],
+                                          background[:, -1]]))
+    is_open = np.zeros(n + 1, bool)
+    is_open[on_border[on_border != 0]] = True
+    added = ~obj & ~is_open[background]
+    regions = int(n - np.count_nonzero(is_open[1:]))
+    if not regions:
+        return OpenFill(background, is_open, 0, 0, [], [])
+    parts, _ = ndi.label(added, structure=_FOUR)
+    h, w = obj.shape
+    boxes = [(slice(max(0, r.start - 1), min(h, r.stop + 1)), slice(max(0, c.start - 1), min(w, c.stop + 1)))
+             for r, c in ndi.find_objects(parts)]
+    return OpenFill(background, is_open, regions, int(np.count_nonzero(added)), extend_all(arrays, added),
+                    boxes)
+
+
 def fill_closed_contours(mask: np.ndarray, seed_rc: Sequence[int], *, border_is_open: bool = True) -> np.ndarray:
     """Fill every closed contour of ``mask`` as seen from a background pixel.
 

@@ -81,7 +81,16 @@ def add_objects(
     -------
     list of str
         File names written (originals and variants).
+
+    Notes
+    -----
+    All or nothing: the objects are written into a staged copy of the pool
+    that replaces it once every file and index row is written, so a crash
+    or a kill leaves no object without its index row (inside a stage that
+    already works on a staged copy, the objects go straight into it).
     """
+    from core.transaction import Transaction
+
     if origin not in ORIGINS:
         raise ValueError(f"origin must be one of {ORIGINS}, got {origin!r}")
     if labels.shape[:2] != image.shape[:2]:
@@ -89,7 +98,17 @@ def add_objects(
             f"Mask size {labels.shape[1]}x{labels.shape[0]} does not match photo size "
             f"{image.shape[1]}x{image.shape[0]} for {source_image}"
         )
-    wd = WorkingDirectory(workdir).ensure()
+    root = WorkingDirectory(workdir).ensure().root
+    with Transaction(root) as tx:
+        tx.stage(root / "objects")
+        written = _add_objects(WorkingDirectory(tx.root), image, labels, object_ids, source_image, origin,
+                               classes, confidences, variants, seed, margin)
+        tx.commit()
+    return written
+
+
+def _add_objects(wd: WorkingDirectory, image, labels, object_ids, source_image, origin, classes, confidences,
+                 variants, seed, margin) -> list[str]:
     namer = UniqueNamer(wd.objects_images, wd.objects_masks)
     suffix = object_suffix(image)
     prefix = f"{safe_stem(Path(source_image).stem)}_{origin}"
@@ -185,8 +204,21 @@ def _value_range(dtype: np.dtype, crop: np.ndarray) -> tuple[float, float]:
 
 
 def delete_objects(workdir: str | Path, files: Sequence[str]) -> int:
-    """Remove pool objects (crop, mask and index row); returns how many were removed."""
-    wd = WorkingDirectory(workdir)
+    """Remove pool objects (crop, mask and index row); returns how many were
+    removed. All or nothing, like :func:`add_objects`."""
+    from core.transaction import Transaction
+
+    root = WorkingDirectory(workdir).root
+    if not (root / "objects").is_dir():
+        return 0
+    with Transaction(root) as tx:
+        tx.stage(root / "objects")
+        removed = _delete_objects(WorkingDirectory(tx.root), files)
+        tx.commit()
+    return removed
+
+
+def _delete_objects(wd: WorkingDirectory, files: Sequence[str]) -> int:
     names = {Path(f).name for f in files}
     removed = 0
     for name in names:

@@ -10,3 +10,30 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_project(tmp_path_factory):
+    """Two photos, a working directory with an auto-segmented pool and a
+    tiny model trained on it (about 10 s), made once for the whole run.
+    Tests copy what they change: nothing here may be written to."""
+    from core.imageio import write_image
+    from helpers import tiny_training
+    from segmentation.autoseg import run_autoseg
+    from synthetic.compose import SynthesisSettings, run_synthesize
+    from synthetic.scenes import render_particle_scene
+    from training.train import run_training
+
+    root = tmp_path_factory.mktemp("tiny_project")
+    photos = root / "photos"
+    photos.mkdir()
+    for i in range(2):
+        image, _ = render_particle_scene((96, 128), count=8, radius=(6, 11), seed=40 + i)
+        write_image(photos / f"p{i}.png", image)
+    run_autoseg(photos, root / "wd")
+    run_synthesize(root / "wd", settings=SynthesisSettings(count=16, size=64, object_diameter=16))
+    run_training(root / "wd" / "synthetic", root / "model", settings=tiny_training(epochs=4))
+    return root

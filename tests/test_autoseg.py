@@ -197,3 +197,27 @@ def test_cli_runs_and_reports(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "saved to the pool" in result.stdout
     assert (tmp_path / "wd" / "autoseg" / "photo0_mask.png").exists()
+
+
+def test_a_touching_pair_the_splitter_keeps_whole_stays_out_of_the_pool():
+    """Two particles joined by a wide neck are one object to the splitter;
+    pooled, they would be pasted as a doublet into every training image."""
+    from segmentation.autoseg import find_objects
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:200, :300]
+
+    def disc(cy, cx, r):
+        return (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+
+    pair = disc(100, 100, 14) | disc(100, 120, 9)
+    singles = [disc(50, 220, 12), disc(150, 220, 13), disc(50, 50, 12), disc(160, 60, 11), disc(100, 260, 12)]
+    image = np.full((200, 300), 200.0)
+    for m in [pair, *singles]:
+        image[m] = 60
+    image = np.clip(image + rng.normal(0, 4, image.shape), 0, 255).astype(np.uint8)
+    found = find_objects(image)
+    whole_pair = [s for s in found.scores if (found.labels == s.label)[pair].sum() > 0.9 * pair.sum()]
+    assert len(whole_pair) == 1 and whole_pair[0].label not in found.pooled  # found, not pooled
+    assert whole_pair[0].second_bay > 0.2
+    assert len(found.pooled) == 5  # every single particle is

@@ -76,7 +76,9 @@ def test_child_runs_the_stage_and_relays_everything():
     progress = Recorder()
     result = run_in_child(child_stage, (3,), {}, progress)
     assert result["pid"] != os.getpid()
-    assert progress.updates[-1] == (3, 3, "step 3") and len(progress.updates) == 4
+    # The bar says what the child does before the stage's first count.
+    assert progress.updates[0] == (0, 0, "loading TensorFlow")
+    assert progress.updates[-1] == (3, 3, "step 3") and len(progress.updates) == 5
     assert progress.lines == ["hello from the child"]
     assert progress.epochs == [(1, {"loss": 0.5, "val_loss": 0.4, "val_iou_grain": 0.7})]
 

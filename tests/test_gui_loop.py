@@ -9,34 +9,19 @@ import shutil
 import pytest
 from PyQt5.QtCore import Qt
 
-from core.imageio import write_image
 from gui.controls import REFINE, SEGMENT, SEGMENT_ALL
-from helpers import open_window, record_message_boxes, tiny_training
+from helpers import open_window, record_message_boxes
 
 pytestmark = pytest.mark.skipif(
     any(importlib.util.find_spec(m) is None for m in ("training.train", "evaluation.segment", "loop.refine")),
     reason="training, segmentation or self-training is not in this version")
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+@pytest.fixture
+def trained(tiny_project):
     """Two photos, a working directory with an auto-segmented pool and a
-    tiny model trained on it (about 10 s)."""
-    from segmentation.autoseg import run_autoseg
-    from synthetic.compose import SynthesisSettings, run_synthesize
-    from synthetic.scenes import render_particle_scene
-    from training.train import run_training
-
-    root = tmp_path_factory.mktemp("gui_loop")
-    photos = root / "photos"
-    photos.mkdir()
-    for i in range(2):
-        image, _ = render_particle_scene((96, 128), count=8, radius=(6, 11), seed=40 + i)
-        write_image(photos / f"p{i}.png", image)
-    run_autoseg(photos, root / "wd")
-    run_synthesize(root / "wd", settings=SynthesisSettings(count=16, size=64, object_diameter=16))
-    run_training(root / "wd" / "synthetic", root / "model", settings=tiny_training(epochs=4))
-    return root
+    tiny model trained on it (see conftest.tiny_project)."""
+    return tiny_project
 
 
 @pytest.fixture

@@ -114,3 +114,29 @@ def test_working_directory_that_is_a_file(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(UserInputError, match="is a file"):
         WorkingDirectory(tmp_path / "f").ensure()
+
+
+def test_a_fault_while_adding_objects_leaves_the_pool_as_it_was(tmp_path, monkeypatch):
+    from helpers import tree_digest
+
+    image, labels = _scene()
+    add_objects(tmp_path, image, labels, [1], source_image="first.png")
+    before = tree_digest(tmp_path)
+    calls = []
+    import core.imageio
+
+    real_write = core.imageio.write_image
+
+    def write_then_fail(*args, **kwargs):
+        calls.append(args[0])
+        if len(calls) == 3:  # the second object's crop: the first object is complete
+            raise OSError("disk full")
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr("segmentation.pool.write_image", write_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        add_objects(tmp_path, image, labels, [1, 2], source_image="second.png")
+    assert tree_digest(tmp_path) == before
+    monkeypatch.undo()
+    assert delete_objects(tmp_path, WorkingDirectory(tmp_path).pool_files()) == 1
+    assert WorkingDirectory(tmp_path).pool_files() == [] and WorkingDirectory(tmp_path).read_index() == []

@@ -116,6 +116,7 @@ def prepare(data_dir: Path, model_dir: Path, settings, progress, validation) -> 
             progress.log("Only one training image: it is used for validation too.")
 
     # TensorFlow only now: bad data is reported without the start-up wait.
+    progress.update(0, 0, "building the U-Net")
     import keras
     import tensorflow as tf
 
@@ -209,6 +210,7 @@ def fit(plan: Plan, settings, progress, on_epoch_end) -> FitState:
                                           min_lr=1e-6),
     ]
     if plan.initial_epoch < plan.epochs and not progress.cancelled:
+        progress.update(0, 0, "first batch (TensorFlow prepares the model, a few seconds)")
         try:
             plan.model.fit(plan.train_ds, validation_data=plan.val_ds, epochs=plan.epochs,
                            initial_epoch=plan.initial_epoch, steps_per_epoch=plan.steps,
