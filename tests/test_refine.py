@@ -56,6 +56,10 @@ def project(tmp_path_factory):
     run_autoseg(photos, root / "wd")
     run_synthesize(root / "wd", settings=SynthesisSettings(count=24, size=64, object_diameter=16))
     run_training(root / "wd" / "synthetic", root / "model", settings=tiny_training(epochs=8))
+    # The rounds below change model/; tests that need the model as trained use this copy.
+    import shutil
+
+    shutil.copytree(root / "model", root / "model as trained")
     return root
 
 
@@ -112,7 +116,7 @@ def test_photo_whose_polarity_the_model_reverses_is_left_out(project, tmp_path):
         def log(self, message):
             messages.append(message)
 
-    refine_pool(project / "photos", wd, project / "model", RefineSettings(), Log())
+    refine_pool(project / "photos", wd, project / "model as trained", RefineSettings(), Log())
     sources = {r["source_image"] for r in wd.read_index() if r["origin"] == "refined"}
     assert sources == {"r0.png"}
     assert any("r1.png" in m and "left out" in m for m in messages)
