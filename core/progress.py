@@ -40,6 +40,14 @@ class Progress:
     def cancelled(self) -> bool:
         return self._cancel.is_set()
 
+    def set_interruptible(self, interruptible: bool) -> None:
+        """Say whether the stage could be stopped at once right now with
+        nothing lost (inside a training batch, while a library loads): a
+        caller that runs the stage in a child process may then end it
+        without waiting for the next point where the stage polls
+        :attr:`cancelled`."""
+        self.on_interruptible(bool(interruptible))
+
     def check_cancelled(self) -> None:
         """Raise :class:`StageCancelled` if the user asked to stop."""
         if self._cancel.is_set():
@@ -54,6 +62,9 @@ class Progress:
         pass
 
     def on_log(self, text: str) -> None:
+        pass
+
+    def on_interruptible(self, interruptible: bool) -> None:
         pass
 
 
@@ -76,6 +87,9 @@ class SubProgress(Progress):
 
     def on_log(self, text: str) -> None:
         self._parent.log(text)
+
+    def on_interruptible(self, interruptible: bool) -> None:
+        self._parent.set_interruptible(interruptible)
 
 
 class TerminalProgress(Progress):

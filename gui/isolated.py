@@ -14,6 +14,7 @@ No Qt here: the child imports this module and the stage's, nothing else.
 from __future__ import annotations
 
 import multiprocessing
+import time
 import traceback
 from collections.abc import Callable
 
@@ -45,11 +46,18 @@ class ChildFailed(Exception):
         self.details = details
 
 
+# After Cancel, a child that says it can be stopped at once (inside a
+# training batch, loading TensorFlow) is ended after this long, rather than
+# waiting for the end of a batch that may take seconds.
+CANCEL_GRACE_S = 0.5
+
+
 class _PipeProgress(Progress):
     """The child's progress: forwards everything to the parent."""
 
-    def __init__(self, conn, cancel_event) -> None:
+    def __init__(self, conn, cancel_event, interruptible=None) -> None:
         super().__init__()
+        self._interruptible = interruptible
         self._conn = conn
         # The shared event is the cancel flag itself, so that the sub-stage
         # progress objects of a composite stage (core.progress.SubProgress
@@ -66,14 +74,20 @@ class _PipeProgress(Progress):
         self._conn.send(("epoch", int(epoch), {k: v for k, v in dict(metrics).items()
                                                if isinstance(v, (int, float, str))}))
 
+    def on_interruptible(self, interruptible: bool) -> None:
+        if self._interruptible is not None:
+            self._interruptible.value = int(interruptible)
 
-def _child_main(conn, cancel_event, fn: Callable, args: tuple, kwargs: dict) -> None:
-    progress = _PipeProgress(conn, cancel_event)
+
+def _child_main(conn, cancel_event, fn: Callable, args: tuple, kwargs: dict, interruptible=None) -> None:
+    progress = _PipeProgress(conn, cancel_event, interruptible)
     try:
         from core.quiet_tf import import_tensorflow
 
         progress.update(0, 0, "loading TensorFlow")
+        progress.set_interruptible(True)  # nothing is written while TensorFlow loads
         import_tensorflow()
+        progress.set_interruptible(False)
         result = fn(*args, progress=progress, **kwargs)
         message = ("done", result)
     except UserInputError as exc:
@@ -105,10 +119,16 @@ def run_in_child(fn: Callable, args: tuple, kwargs: dict, progress: Progress, *,
     picklable. Progress, log lines and ``progress.epoch_end`` calls are
     replayed on ``progress``; ``progress.cancelled`` is passed on.
 
+    After a cancel, a child that says it can be stopped at once (see
+    :meth:`core.progress.Progress.set_interruptible`) is ended after
+    ``CANCEL_GRACE_S`` instead of being waited for: a training batch can
+    take seconds on a small machine.
+
     Raises
     ------
     UserInputError, StageCancelled
-        As raised by the stage in the child.
+        As raised by the stage in the child (also when the child was ended
+        on a cancel).
     StageUnavailable
         When the stage's module is missing from this version.
     ChildFailed
@@ -117,15 +137,23 @@ def run_in_child(fn: Callable, args: tuple, kwargs: dict, progress: Progress, *,
     ctx = multiprocessing.get_context("spawn")  # fork is unsafe in a threaded Qt process
     receiver, sender = ctx.Pipe(duplex=False)
     cancel_event = ctx.Event()
-    child = ctx.Process(target=_child_main, args=(sender, cancel_event, fn, args, kwargs), daemon=True,
-                        name=f"segloop-{getattr(fn, '__name__', 'stage')}")
+    interruptible = ctx.Value("b", 0, lock=False)
+    child = ctx.Process(target=_child_main, args=(sender, cancel_event, fn, args, kwargs, interruptible),
+                        daemon=True, name=f"segloop-{getattr(fn, '__name__', 'stage')}")
     child.start()
     sender.close()
     outcome = None
+    cancelled_at = None
     try:
         while outcome is None:
             if progress.cancelled and not cancel_event.is_set():
                 cancel_event.set()
+                cancelled_at = time.monotonic()
+            if (cancelled_at is not None and interruptible.value
+                    and time.monotonic() - cancelled_at >= CANCEL_GRACE_S):
+                child.terminate()
+                outcome = ("failed", "cancelled", "", "")
+                break
             if receiver.poll(poll_s):
                 try:
                     message = receiver.recv()

@@ -1,5 +1,6 @@
 """The two actions that work on the whole photos folder: *Segment all
-photos* and *Improve model* (self-training rounds).
+photos* and *Improve model* (self-training rounds), and the choice of the
+model folder that training writes to (never the bundled or a read-only one).
 
 Both run in a child process (they load TensorFlow) through the window's
 :meth:`gui.main_window.MainWindow.run_job`, with the progress bar and
@@ -10,8 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from core import model_folder
 from gui import stages
-from gui.controls import REFINE, SEGMENT_ALL, STAGE_TITLES
+from gui.controls import CCD_SOURCE, REFINE, SEGMENT_ALL, STAGE_TITLES
 
 
 class LoopActions:
@@ -19,6 +21,49 @@ class LoopActions:
 
     def __init__(self, window) -> None:
         self.window = window
+        self._model_before: tuple[str, Path] | None = None  # (field text, copy) while a copy is trained
+
+    def writable_model(self, stage: str) -> tuple[str, str | None]:
+        """The model folder ``stage`` may train into, and the model to start
+        from (None: continue the one in that folder).
+
+        The bundled model and read-only model folders are never written to:
+        training works on a copy in <workdir>/model (or continues the model
+        already there), the Model field switches to it and the log says so.
+        If the stage ends without training the copy, the field switches back.
+        """
+        w = self.window
+        c = w.controls
+        model = Path(c.model.text()).expanduser()
+        reason = model_folder.read_only_reason(model)
+        if reason is None:
+            return str(model), None
+        fresh = c.source == CCD_SOURCE and reason == "the bundled model"  # a photo model, not a detector one
+        target = Path(c.workdir.text()).expanduser() / ("model_ccd" if c.source == CCD_SOURCE else "model")
+        what = "is the bundled model" if reason == "the bundled model" else "is read-only"
+        c.model.set_text(str(target))
+        if model_folder.holds_model(target):
+            w.log(f"The Model folder {model} {what} and is never changed; {target} already holds the "
+                  f"model trained here, so {stage} continues that one (the Model field now shows it).")
+            return str(target), None
+        self._model_before = (str(model), target)
+        if fresh:
+            w.log(f"The Model folder {model} {what} (for photos, not detector frames): {stage} trains a "
+                  f"new detector model in {target} (the Model field now shows it).")
+            return str(target), None
+        w.log(f"The Model folder {model} {what} and is never changed: {stage} starts from a copy of it "
+              f"in {target} (the Model field now shows it).")
+        return str(target), str(model)
+
+    def stage_stopped(self) -> None:
+        """After any stage: if a copy of a read-only model was to be trained
+        and nothing was, the Model field goes back to the model chosen."""
+        if self._model_before is not None:
+            before, copy = self._model_before
+            self._model_before = None
+            if not model_folder.holds_model(copy):
+                self.window.controls.model.set_text(before)
+                self.window.log(f"Nothing was trained, so the Model folder is {before} again.")
 
     def start(self, stage: str) -> bool:
         """Start ``SEGMENT_ALL`` or ``REFINE``; False if it did not start."""
@@ -40,7 +85,7 @@ class LoopActions:
         w = self.window
         c = w.controls
         workdir = Path(c.workdir.text())
-        model, start_from = w.writable_model(STAGE_TITLES[REFINE])
+        model, start_from = self.writable_model(STAGE_TITLES[REFINE])
         history = Path(start_from or model) / "history.csv"
         rounds, epochs = c.rounds.value(), c.epochs.value()
         w.training.start(rounds * epochs, history)

@@ -57,7 +57,6 @@ class MainWindow(QMainWindow):
         self.runner = StageRunner(self)
         self.runner.stopped.connect(self._stage_stopped)
         self._quit_when_stopped = False
-        self._model_before: tuple[str, Path] | None = None  # (field text, copy) while a copy is trained
         self.messages: list[str] = []  # every message shown, for the log and for tests
 
         self.controls = ControlsPanel()
@@ -235,7 +234,7 @@ class MainWindow(QMainWindow):
                                 size=c.size.value(), seed=c.seed.value(), objects_per_image=c.objects.value(),
                                 on_done=lambda _r: self._show_pool(SYNTHETIC))
         if stage == TRAIN:
-            model, start_from = self.writable_model(title)
+            model, start_from = self.loop.writable_model(title)
             self.training.start(c.epochs.value(), Path(start_from or model) / "history.csv")
             self.tabs.setCurrentWidget(self.training)
             return self.run_job(title, stages.train_job, str(c.training_data_dir()), model,
@@ -245,37 +244,6 @@ class MainWindow(QMainWindow):
         out = str(Path(workdir) / stages.SEGMENT_FOLDER)
         return self.run_job(title, stages.segment_job, c.model.text(), c.photo.text(), out,
                             on_done=self._segment_done, isolated=True, **self.calibration.segment_values())
-
-    def writable_model(self, stage: str) -> tuple[str, str | None]:
-        """The model folder ``stage`` may train into, and the model to start
-        from (None: continue the one in that folder).
-
-        The bundled model and read-only model folders are never written to:
-        training works on a copy in <workdir>/model (or continues the model
-        already there), the Model field switches to it and the log says so.
-        If the stage ends without training the copy, the field switches back.
-        """
-        c = self.controls
-        model = Path(c.model.text()).expanduser()
-        reason = model_folder.read_only_reason(model)
-        if reason is None:
-            return str(model), None
-        fresh = c.source == CCD_SOURCE and reason == "the bundled model"  # a photo model, not a detector one
-        target = Path(c.workdir.text()).expanduser() / ("model_ccd" if c.source == CCD_SOURCE else "model")
-        what = "is the bundled model" if reason == "the bundled model" else "is read-only"
-        c.model.set_text(str(target))
-        if model_folder.holds_model(target):
-            self.log(f"The Model folder {model} {what} and is never changed; {target} already holds the "
-                     f"model trained here, so {stage} continues that one (the Model field now shows it).")
-            return str(target), None
-        self._model_before = (str(model), target)
-        if fresh:
-            self.log(f"The Model folder {model} {what} (for photos, not detector frames): {stage} trains a "
-                     f"new detector model in {target} (the Model field now shows it).")
-            return str(target), None
-        self.log(f"The Model folder {model} {what} and is never changed: {stage} starts from a copy of it "
-                 f"in {target} (the Model field now shows it).")
-        return str(target), str(model)
 
     def run_job(self, name: str, fn, *args, on_done=None, isolated: bool = False, **kwargs) -> bool:
         """Run ``fn(*args, progress=..., **kwargs)`` in a worker thread (in a
@@ -306,7 +274,7 @@ class MainWindow(QMainWindow):
             self.progress.stopping()
             name = self.runner.worker.name
             if name == STAGE_TITLES[TRAIN]:
-                kept = ("training stops after the current batch; the best epoch saved so far stays in "
+                kept = ("training stops within the running batch; the best epoch saved so far stays in "
                         f"{self.controls.model.text()}.")
             elif name == STAGE_TITLES[REFINE]:
                 kept = ("the round in progress is dropped; the working directory and the model stay as "
@@ -346,6 +314,15 @@ class MainWindow(QMainWindow):
                               f"result could not be shown ({type(exc).__name__}: {exc}).")
 
     def _on_failed(self, failure: StageFailure) -> None:
+        if failure.kind in ("cancelled", "error") and self.controls.workdir.text():
+            # A stage ended from outside leaves its staged copy behind: nothing
+            # of it is used, and it goes now rather than with the next stage.
+            from core.transaction import recover
+
+            try:
+                recover(self.controls.workdir.text())
+            except OSError as exc:
+                self.log(f"Could not tidy the working directory yet ({exc}); the next stage will.")
         self.progress.finish({"input": "stopped", "unavailable": "not available",
                               "cancelled": "cancelled", "error": "failed"}[failure.kind])
         self.log(failure.message)
@@ -363,12 +340,7 @@ class MainWindow(QMainWindow):
                           failure.message + " The details are in the log.")
 
     def _stage_stopped(self, _name: str) -> None:
-        if self._model_before is not None:
-            before, copy = self._model_before
-            self._model_before = None
-            if not model_folder.holds_model(copy):  # nothing was trained: back to the model the user chose
-                self.controls.model.set_text(before)
-                self.log(f"Nothing was trained, so the Model folder is {before} again.")
+        self.loop.stage_stopped()
         self._set_busy(False)
         if self._quit_when_stopped:
             self.close()

@@ -137,6 +137,9 @@ class EpochLines(Progress):
     def on_update(self, done: int, total: int, message: str) -> None:
         self._parent.update(done, total, message)
 
+    def on_interruptible(self, interruptible: bool) -> None:
+        self._parent.set_interruptible(interruptible)
+
     def on_log(self, text: str) -> None:
         from training.history import parse_epoch_line
 

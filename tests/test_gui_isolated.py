@@ -45,6 +45,27 @@ def child_with_sub_stages(*, progress):
     return {"stopped_at": None}
 
 
+def child_in_a_long_batch(marker, *, progress):
+    """A stage inside one long step during which nothing is written (a
+    training batch on a slow machine): it says so, and never polls."""
+    progress.update(1, 2, "in a batch")
+    progress.set_interruptible(True)
+    time.sleep(60)
+    open(marker, "w").close()  # never reached when ended on cancel
+
+
+def child_writing_when_cancelled(marker, *, progress):
+    """A stage that must finish what it writes: it polls, and is not ended."""
+    for _ in range(600):
+        if progress.cancelled:
+            time.sleep(1.0)  # a last file takes a while
+            open(marker, "w").close()
+            return {"finished_writing": True}
+        progress.update(1, 2, "working")
+        time.sleep(0.01)
+    return {"finished_writing": False}
+
+
 def child_bad_input(*, progress):
     raise UserInputError("The model folder holds no model.keras: /m")
 
@@ -92,6 +113,34 @@ def test_cancel_reaches_the_sub_stages_of_a_child():
                 self.cancel()
 
     assert run_in_child(child_with_sub_stages, (), {}, Cancelling())["stopped_at"] is not None
+
+
+def test_cancel_ends_a_child_at_once_inside_a_step_that_can_be_stopped(tmp_path):
+    """A training batch takes seconds on a small machine: Cancel does not
+    wait for it when the child says nothing would be lost."""
+    from core.errors import StageCancelled
+    from gui.isolated import CANCEL_GRACE_S, run_in_child
+
+    class CancelWhen(Progress):
+        def __init__(self, message):
+            super().__init__()
+            self.wanted, self.at = message, None
+
+        def on_update(self, done, total, message):
+            if message == self.wanted and self.at is None:
+                self.at = time.monotonic()
+                self.cancel()
+
+    progress = CancelWhen("in a batch")
+    with pytest.raises(StageCancelled):
+        run_in_child(child_in_a_long_batch, (str(tmp_path / "never"),), {}, progress)
+    assert time.monotonic() - progress.at < CANCEL_GRACE_S + 1.5
+    assert not (tmp_path / "never").exists()
+
+    # A child that is writing (not interruptible) finishes what it does.
+    progress = CancelWhen("working")
+    result = run_in_child(child_writing_when_cancelled, (str(tmp_path / "written"),), {}, progress)
+    assert result == {"finished_writing": True} and (tmp_path / "written").exists()
 
 
 def test_child_failures_are_raised_as_in_a_thread():

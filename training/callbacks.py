@@ -53,9 +53,20 @@ class ProgressCallback(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
 
+    # Inside a batch nothing is being written: the stage may be ended there
+    # at once (see core.progress.Progress.set_interruptible).
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.progress is not None:
+            self.progress.set_interruptible(True)
+
+    def on_test_batch_begin(self, batch, logs=None):
+        if self.progress is not None:
+            self.progress.set_interruptible(True)
+
     def on_train_batch_end(self, batch, logs=None):
         if self.progress is None:
             return
+        self.progress.set_interruptible(False)
         if self.progress.cancelled:
             raise TrainingCancelled
         done = (self.epoch - self.initial_epoch) * self.steps + batch + 1
@@ -66,6 +77,8 @@ class ProgressCallback(keras.callbacks.Callback):
                                           f"batch {batch + 1}/{self.steps}{loss_text}")
 
     def on_test_batch_end(self, batch, logs=None):
+        if self.progress is not None:
+            self.progress.set_interruptible(False)
         # A cancel during validation must not wait for the whole pass.
         if self.cancelled:
             raise TrainingCancelled
@@ -76,8 +89,10 @@ class EpochRecorder(keras.callbacks.Callback):
 
     def __init__(self, model_dir: Path, *, epochs: int, best: float, write_meta: Callable[[int, dict], None],
                  progress=None, on_epoch_end: Callable[[int, dict], None] | None = None,
-                 class_metric_names: list[str] | None = None) -> None:
+                 class_metric_names: list[str] | None = None,
+                 before_first_record: Callable[[], None] | None = None) -> None:
         super().__init__()
+        self.before_first_record = before_first_record  # e.g. copy the model trained on into model_dir
         self.model_dir = Path(model_dir)
         self.epochs = epochs
         self.best = best
@@ -97,6 +112,9 @@ class EpochRecorder(keras.callbacks.Callback):
             return  # an interrupted epoch is neither recorded nor saved
         logs = {k: float(v) for k, v in (logs or {}).items() if _is_number(v)}
         logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        if self.before_first_record is not None:
+            self.before_first_record()
+            self.before_first_record = None
         rows = read_history(self.history_path)
         rows = [r for r in rows if int(float(r.get("epoch", -1))) < epoch + 1]
         rows.append({"epoch": epoch + 1, **logs})

@@ -47,6 +47,7 @@ class Plan:
     best_epoch: int | None = None
     previous_metrics: dict = field(default_factory=dict)
     created: str = ""
+    start_from: Path | None = None  # copied into model_dir when the first epoch is recorded
 
     def describe(self) -> str:
         weights = ", ".join(f"{n} {w:.3g}" for n, w in zip(self.data.class_names, self.class_weights))
@@ -96,11 +97,17 @@ def _optimizer(settings):
     return keras.optimizers.Adam(learning_rate=rate)
 
 
-def prepare(data_dir: Path, model_dir: Path, settings, progress, validation) -> Plan:
-    """Check the data and build (or load) the model; writes nothing."""
+def prepare(data_dir: Path, model_dir: Path, settings, progress, validation,
+            start_from: Path | None = None) -> Plan:
+    """Check the data and build (or load) the model; writes nothing.
+
+    ``start_from``: a model folder to continue instead of ``model_dir``
+    (which holds no model yet); it is copied there only when the first
+    epoch is recorded, so a run stopped before that leaves no trace."""
     meta = None
-    if (model_dir / MODEL_FILE).exists() or (model_dir / META_FILE).exists():
-        meta = read_meta(model_dir)
+    origin = start_from if start_from is not None else model_dir
+    if (origin / MODEL_FILE).exists() or (origin / META_FILE).exists():
+        meta = read_meta(origin)
     num_classes = len(meta["classes"]) if meta else settings.num_classes
     data = scan_data(data_dir, num_classes=num_classes, progress=progress)
     if meta and data.class_names != meta["classes"] and len(meta["classes"]) == data.num_classes:
@@ -136,7 +143,7 @@ def prepare(data_dir: Path, model_dir: Path, settings, progress, validation) -> 
                                               max_ratio=settings.max_class_weight_ratio)
     keras.utils.set_random_seed(settings.seed)
     if meta:
-        model = load_keras_model(model_dir / MODEL_FILE, compile=True)
+        model = load_keras_model(origin / MODEL_FILE, compile=True)
         # A model saved for segmenting only (the bundled one) has no optimiser: a fresh one.
         optimizer = getattr(model, "optimizer", None) or _optimizer(settings)
     else:
@@ -163,9 +170,10 @@ def prepare(data_dir: Path, model_dir: Path, settings, progress, validation) -> 
     val_steps = ds.steps_for(ds.count_validation_patches(val_source, val_indices, size), batch)
 
     plan = Plan(data, val_data, train_indices, val_indices, model_dir, normalization, arch, class_weights,
-                model, train_ds, val_ds, steps, val_steps, patch_size=size, created=now_iso())
+                model, train_ds, val_ds, steps, val_steps, patch_size=size, created=now_iso(),
+                start_from=start_from)
     if meta:
-        rows = read_history(model_dir / "history.csv")
+        rows = read_history(origin / "history.csv")
         done = max([int(float(r["epoch"])) for r in rows] + [int(meta.get("epochs_done", 0))])
         plan.resumed, plan.initial_epoch = True, done
         plan.epochs = settings.epochs if (not meta.get("finished") and done < settings.epochs) \
@@ -191,6 +199,7 @@ def fit(plan: Plan, settings, progress, on_epoch_end) -> FitState:
     """Run ``model.fit`` with the application's callbacks."""
     import keras
 
+    from core.model_folder import copy_model, holds_model
     from training.callbacks import EpochRecorder, ProgressCallback, TrainingCancelled
 
     names = [f"iou_{metric_name(n)}" for n in plan.data.class_names]
@@ -199,8 +208,13 @@ def fit(plan: Plan, settings, progress, on_epoch_end) -> FitState:
         plan.best_epoch = epoch
         write_meta(plan, settings, epoch, logs, epoch, finished=False, seconds=None)
 
+    def copy_start() -> None:
+        if plan.start_from is not None and not holds_model(plan.model_dir):
+            copy_model(plan.start_from, plan.model_dir)
+
     recorder = EpochRecorder(plan.model_dir, epochs=plan.epochs, best=plan.best, write_meta=record_best,
-                             progress=progress, on_epoch_end=on_epoch_end, class_metric_names=names)
+                             progress=progress, on_epoch_end=on_epoch_end, class_metric_names=names,
+                             before_first_record=copy_start)
     stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience)
     callbacks = [
         ProgressCallback(progress, steps=plan.steps, initial_epoch=plan.initial_epoch, epochs=plan.epochs),

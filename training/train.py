@@ -157,9 +157,9 @@ def run_training(
         "learning_rate", ... to floats).
     start_from : path, optional
         A model folder to start from when ``model_dir`` holds no model yet
-        (the bundled model, a colleague's read-only one): it is copied into
-        ``model_dir`` and trained on there, and never changed itself. The
-        copy is removed again if no epoch completes.
+        (the bundled model, a colleague's read-only one). It is never
+        changed: it is copied into ``model_dir`` when the first epoch is
+        recorded, so a run stopped before that writes nothing at all.
 
     Returns
     -------
@@ -173,7 +173,7 @@ def run_training(
         must not be written to (the bundled model, a read-only folder);
         raised before anything is written.
     """
-    from core.model_folder import check_writable, copy_model, holds_model
+    from core.model_folder import check_writable, holds_model
 
     settings = dataclasses.replace(settings) if settings is not None else TrainSettings()
     settings.check()
@@ -182,39 +182,23 @@ def run_training(
     if model_dir.exists() and not model_dir.is_dir():
         raise UserInputError(f"The model folder is a file, not a folder: {model_dir}")
     check_writable(model_dir)
-    copied: list[Path] = []
-    created = not model_dir.exists()
-    if start_from is not None and not holds_model(model_dir):
-        progress.update(0, 0, f"copying the model in {start_from} to start from")
-        copied = copy_model(start_from, model_dir)
-        progress.log(f"Training starts from a copy of the model in {start_from}, in {model_dir}; "
+    if start_from is not None and holds_model(model_dir):
+        start_from = None  # the model already there is continued
+    if start_from is not None:
+        if not holds_model(start_from):
+            raise UserInputError(f"There is no trained model (model.keras) in {start_from} to start from")
+        progress.log(f"Training starts from the model in {start_from} and saves into {model_dir}; "
                      f"{start_from} itself is left as it is.")
-    epochs_before = len(read_history(model_dir / "history.csv"))
-    result = None
-    try:
-        result = _train(Path(data), model_dir, settings, progress, validation, on_epoch_end)
-        return result
-    finally:
-        if copied and len(read_history(model_dir / "history.csv")) == epochs_before:
-            _remove_copy(model_dir, copied, created)
-            if result is not None:
-                result.best_epoch = None  # nothing was saved in model_dir
-
-
-def _remove_copy(model_dir: Path, copied: list[Path], created: bool) -> None:
-    """Take back a starting copy that no epoch was trained on."""
-    for path in copied:
-        path.unlink(missing_ok=True)
-    if created and model_dir.is_dir() and not any(model_dir.iterdir()):
-        model_dir.rmdir()
+    return _train(Path(data), model_dir, settings, progress, validation, on_epoch_end,
+                  Path(start_from) if start_from is not None else None)
 
 
 def _train(data: Path, model_dir: Path, settings: TrainSettings, progress: Progress, validation,
-           on_epoch_end) -> TrainResult:
+           on_epoch_end, start_from: Path | None) -> TrainResult:
     from training import session
 
     t0 = time.monotonic()
-    plan = session.prepare(data, model_dir, settings, progress, validation)
+    plan = session.prepare(data, model_dir, settings, progress, validation, start_from)
     progress.log(plan.describe())
     state = session.fit(plan, settings, progress, on_epoch_end)
     metrics, best_epoch = _best_metrics(model_dir, plan)
