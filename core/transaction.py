@@ -45,6 +45,7 @@ MARKER = ".staged-copy"  # in a staged folder: transactions inside it are the ou
 JOURNAL = "journal.json"
 EXTERNAL = "external.json"  # staged copies of parts outside the home folder
 OWNER = "owner.json"  # the process working in a staging area
+_LIVE: set[str] = set()  # staging areas of transactions open in this process
 
 
 def _clone(source: Path, target: Path) -> None:
@@ -133,6 +134,7 @@ class Transaction:
 
     def _make_area(self) -> None:
         if not self.area.exists():
+            _LIVE.add(str(self.area.resolve()))
             self.area.mkdir(parents=True)
             (self.area / MARKER).touch()
             write_json_atomic(self.area / OWNER, {"pid": os.getpid(), "host": socket.gethostname()})
@@ -226,6 +228,7 @@ def _finish(area: Path) -> None:
 
 
 def _discard_area(area: Path) -> None:
+    _LIVE.discard(str(area.resolve()))
     with contextlib.suppress(OSError, ValueError):
         for staged in json.loads((area / EXTERNAL).read_text(encoding="utf-8")):
             _remove(Path(staged))
@@ -252,6 +255,8 @@ def recover(home: str | os.PathLike) -> list[str]:
 
 
 def _owner_alive(area: Path) -> bool:
+    if str(area.resolve()) in _LIVE:
+        return True
     try:
         owner = json.loads((area / OWNER).read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -211,9 +211,11 @@ class CCDResult:
     cancelled: bool = False
 
     def summary(self) -> str:
+        if self.cancelled:
+            return (f"Simulation cancelled after {self.written} of {self.count} CCD frames: none was kept, "
+                    f"{self.out} is as it was.")
         fractions = ", ".join(f"{name} {100 * value:.2f} %" for name, value in self.class_fractions.items())
-        head = (f"Simulation cancelled after {self.written} of {self.count} CCD frames"
-                if self.cancelled else f"Simulated {self.written} CCD frames")
+        head = f"Simulated {self.written} CCD frames"
         return (f"{head} of {self.size} x {self.size} pixels (seed {self.seed}) in {self.seconds:.1f} s: "
                 f"frames in {self.out / 'images'} (float32 TIFF, ADU), exact class masks in "
                 f"{self.out / 'masks'} (uint8 PNG, same file names). Class pixel fractions: {fractions}.")
@@ -247,8 +249,12 @@ def run_simulate_ccd(out: str | Path, *, settings: CCDSettings | None = None,
 
     Writes ``out/images/<stem>.tif`` (float32 ADU), ``out/masks/<stem>.png``
     (uint8 class index) with ``<stem> = ccd_00000, ccd_00001, ...`` and
-    ``out/simulation.json``. Each file is written atomically; on cancel the
-    frames already written stay and ``simulation.json`` says how many.
+    ``out/simulation.json``.
+
+    All or nothing: the frames are written into a staged copy of ``out``
+    that replaces it only when every frame is done, so a run that is
+    cancelled or fails leaves ``out`` (and frames of an earlier run) as it
+    was (see :mod:`core.transaction`).
 
     Raises
     ------
@@ -256,12 +262,27 @@ def run_simulate_ccd(out: str | Path, *, settings: CCDSettings | None = None,
         For unusable settings or an output path that is a file, before
         anything is written.
     """
+    from core.transaction import Transaction
+
     settings = settings if settings is not None else CCDSettings()
     progress = progress if progress is not None else Progress()
     settings.validate()
     out = Path(out)
     _check_output(out, settings)
-    images, masks = out / "images", out / "masks"
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserInputError(f"The output folder cannot be created: {out} ({exc.strerror})") from None
+    with Transaction(out.parent) as tx:
+        result = _simulate(out, tx.stage(out), settings, progress)
+        if not result.cancelled:
+            tx.commit()
+    return result
+
+
+def _simulate(out: Path, staged: Path, settings: CCDSettings, progress: Progress) -> CCDResult:
+    """Simulate the frames into ``staged``, the copy of ``out`` being written."""
+    images, masks = staged / "images", staged / "masks"
     try:
         images.mkdir(parents=True, exist_ok=True)
         masks.mkdir(parents=True, exist_ok=True)
@@ -296,7 +317,7 @@ def run_simulate_ccd(out: str | Path, *, settings: CCDSettings | None = None,
 
     total = max(int(pixel_counts.sum()), 1)
     fractions = {name: float(c) / total for name, c in zip(CLASS_NAMES, pixel_counts)}
-    write_json_atomic(out / "simulation.json", {
+    write_json_atomic(staged / "simulation.json", {
         "what": "simulated CCD frames with exact class masks",
         "files": {"images": "images/<stem>.tif (float32, ADU)",
                   "masks": "masks/<stem>.png (uint8 class index, same stem)"},

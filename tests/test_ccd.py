@@ -80,17 +80,23 @@ def test_written_files_pair_by_stem_and_json_reports_fractions(tmp_path):
     assert "2 CCD frames" in result.summary() and not result.cancelled
 
 
-def test_cancel_keeps_frames_written_so_far(tmp_path):
+def test_a_cancelled_simulation_keeps_the_earlier_frames_as_they_were(tmp_path):
+    from helpers import tree_digest
+
     class CancelAfterTwo(Progress):
         def on_update(self, done, total, message):
             if done == 2:
                 self.cancel()
 
-    result = run_simulate_ccd(tmp_path, settings=CCDSettings(count=5, size=32), progress=CancelAfterTwo())
+    out = tmp_path / "frames"
+    run_simulate_ccd(out, settings=CCDSettings(count=3, size=32, seed=1))
+    before = tree_digest(out)
+    result = run_simulate_ccd(out, settings=CCDSettings(count=5, size=32, seed=2), progress=CancelAfterTwo())
     assert result.cancelled and result.written == 2
-    assert sorted(p.name for p in (tmp_path / "images").iterdir()) == ["ccd_00000.tif", "ccd_00001.tif"]
-    assert json.loads((tmp_path / "simulation.json").read_text())["frames_written"] == 2
-    assert "cancelled" in result.summary().lower()
+    assert tree_digest(out) == before
+    assert json.loads((out / "simulation.json").read_text())["frames_written"] == 3
+    assert "none was kept" in result.summary()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames"]
 
 
 # -- physics: proportions follow the settings ---------------------------------

@@ -246,3 +246,17 @@ def test_a_pick_the_pool_already_holds_is_not_added_again(segmented):
     assert "Saved 1 picked object to the pool." in saved.summary()
     origins = sorted(r["origin"] for r in wd.read_index() if r["source_image"] == "grains.tif")
     assert origins == ["auto", "picked"]
+
+
+def test_a_longer_message_does_not_resize_the_photo(qtbot, panel):
+    panel.view.fit_to_window()
+    qtbot.wait(50)
+    height, zoom = panel.view.height(), panel.view.zoom()
+    panel._say("Short.")
+    qtbot.wait(50)
+    assert (panel.view.height(), panel.view.zoom()) == (height, zoom)
+    panel._say("That pixel is inside object 1 (grain), not on the background. A fill starts from the "
+               "background: click the empty area around the objects. To pick this object for the pool, "
+               "switch to Pick objects.")
+    qtbot.wait(50)
+    assert (panel.view.height(), panel.view.zoom()) == (height, zoom)

@@ -94,3 +94,31 @@ def test_train_button_trains_with_live_curves(qtbot, tmp_path, monkeypatch):
     assert window.tabs.currentWidget() is window.review
     assert window.progress.text_shown() == "Segment: done"
     assert window.results.folder == out and (out / "objects.csv").is_file()
+
+
+def test_the_best_epoch_label_stays_off_the_curves(qtbot):
+    """The label is written on the title line; inside the plot the best
+    epoch is only its dashed line."""
+    from gui.training_view import BEST_COLOUR, CurvePlot
+
+    plot = CurvePlot("Loss")
+    qtbot.addWidget(plot)
+    plot.resize(420, 260)
+    for epoch, value in enumerate([0.9, 0.5, 0.52, 0.55, 0.6, 0.62], start=1):
+        plot.add_point("val_loss", epoch, value)
+    plot.marker = 2
+    image = plot.grab().toImage()
+    top = plot.fontMetrics().height() + 10  # where the plot area begins
+
+    def reds(rows):
+        found = []
+        for y in rows:
+            for x in range(image.width()):
+                c = image.pixelColor(x, y)
+                if abs(c.red() - BEST_COLOUR.red()) < 40 and c.green() < 60 and c.blue() < 60:
+                    found.append(x)
+        return found
+
+    inside = reds(range(top + 2, image.height() - 40))
+    assert inside and max(inside) - min(inside) <= 2  # the dashed line, one column
+    assert len(reds(range(0, top))) > 20  # the label, above the plot

@@ -296,20 +296,24 @@ def test_simulated_ccd_frames_are_written_and_previewed(qtbot, window, monkeypat
     assert window.settings.value("ccd/hot_pixel_density") == "0.001"
 
 
-def test_cancelling_a_simulation_keeps_the_frames_written(qtbot, window, monkeypatch):
+def test_cancelling_a_simulation_keeps_the_earlier_frames_as_they_were(qtbot, window, monkeypatch):
+    from helpers import tree_digest
+    from synthetic.ccd import CCDSettings, run_simulate_ccd
+
     c = window.controls
     c.source_ccd.setChecked(True)
+    out = c.training_data_dir()
+    run_simulate_ccd(out, settings=CCDSettings(count=4, size=64, seed=7))
+    before = tree_digest(out)
     c.count.setValue(5000)
     c.size.setValue(64)
     accept_ccd_dialog(monkeypatch)
     with qtbot.waitSignal(window.runner.stopped, timeout=30000):
         qtbot.mouseClick(c.buttons[SYNTHESIZE], Qt.LeftButton)
-        qtbot.waitUntil(lambda: window.progress.value() >= 3, timeout=20000)
+        qtbot.waitUntil(lambda: window.progress.value() >= 6, timeout=20000)
         window.cancel_stage()
-    out = c.training_data_dir()
-    images = sorted(p.stem for p in (out / "images").iterdir())
-    masks = sorted(p.stem for p in (out / "masks").iterdir())
-    assert 3 <= len(images) < 5000 and images == masks  # nothing half-written
+    assert tree_digest(out) == before  # the earlier 4 frames, none of the new ones
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]
     assert "cancelled" in log_text(window).lower()
 
 

@@ -130,6 +130,7 @@ def test_a_swap_cut_short_by_a_kill_is_finished_by_the_next_stage(workdir, monke
     areas = list(workdir.glob(f"{STAGING_PREFIX}*"))
     assert len(areas) == 1 and (areas[0] / JOURNAL).is_file()
     assert json.loads((areas[0] / JOURNAL).read_text())["parts"]
+    transaction._LIVE.clear()  # the next stage runs in a new process
     lines = recover(workdir)
     assert lines and "interrupted" in lines[0]
     assert (workdir / "objects" / "index.csv").read_text() == "file\nnew\n"
@@ -147,6 +148,11 @@ def test_staging_left_by_a_killed_stage_is_removed(workdir, tmp_path):
     assert staged_model.exists()
     # the process dies here: no commit, no discard
     before = tree(workdir)
+    recover(workdir)
+    assert list(workdir.glob(f"{STAGING_PREFIX}*"))  # still open in this process: left alone
+    import core.transaction as transaction
+
+    transaction._LIVE.clear()  # the next stage runs in a new process
     recover(workdir)
     assert not list(workdir.glob(f"{STAGING_PREFIX}*")) and not staged_model.exists()
     assert tree(workdir) == before
