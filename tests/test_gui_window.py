@@ -352,3 +352,26 @@ def test_progress_text_shows_a_single_percent_sign(qtbot):
     bar._set_text("Stage: 3/100 (3 %) %p")
     assert "%%" not in bar.text()
     assert bar.text().replace("\u200b", "") == "Stage: 3/100 (3 %) %p"
+
+
+def test_a_photos_folder_without_photos_is_marked_like_a_missing_one(qtbot, window, boxes, tmp_path):
+    empty = tmp_path / "empty photos"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no photos here")
+    window.controls.photos.set_text(str(empty))
+    qtbot.mouseClick(window.controls.buttons[AUTOSEG], Qt.LeftButton)
+    assert not window.runner.running
+    assert "holds no images" in boxes.texts("warning")[-1]
+    assert "border" in window.controls.photos.edit.styleSheet()
+
+
+def test_keyboard_focus_leaves_the_controls_while_a_stage_runs(qtbot, window):
+    window.activateWindow()
+    window.controls.epochs.setFocus()
+    release = threading.Event()
+    with qtbot.waitSignal(window.runner.stopped, timeout=10000):
+        window.run_job("Busy", lambda progress: release.wait(5))
+        qtbot.wait(50)
+        focused = window.focusWidget()
+        assert focused is not window.controls.epochs and not window.controls.isAncestorOf(focused)
+        release.set()
