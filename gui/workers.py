@@ -118,7 +118,7 @@ class StageWorker(QObject):
         except UserInputError as exc:
             self.failure = StageFailure("input", str(exc))
         except StageCancelled:
-            self.failure = StageFailure("cancelled", f"{self.name} was cancelled.")
+            self.failure = StageFailure("cancelled", f"{self.name}: cancelled.")
         except StageUnavailable as exc:
             self.failure = StageFailure(
                 "unavailable", f"The {self.name} stage is not available yet in this version of SegLoop.", str(exc))
