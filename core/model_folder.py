@@ -22,6 +22,20 @@ def holds_model(folder: str | os.PathLike | None) -> bool:
     return bool(folder) and (Path(folder) / MODEL_FILE).is_file()
 
 
+def saved_epoch(folder: str | os.PathLike) -> int | None:
+    """The epoch whose weights ``folder``'s model.keras holds (from its
+    model.json), or None when there is no model."""
+    import json
+
+    if not holds_model(folder):
+        return None
+    try:
+        epoch = json.loads((Path(folder) / "model.json").read_text(encoding="utf-8")).get("best_epoch")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return int(epoch) if isinstance(epoch, (int, float)) else None
+
+
 def read_only_reason(folder: str | os.PathLike) -> str | None:
     """Why ``folder`` must not be written to ("the bundled model",
     "read-only"), or None when training may write there."""

@@ -325,10 +325,16 @@ class MainWindow(QMainWindow):
                 self.log(f"Could not tidy the working directory yet ({exc}); the next stage will.")
         self.progress.finish({"input": "stopped", "unavailable": "not available",
                               "cancelled": "cancelled", "error": "failed"}[failure.kind])
-        self.log(failure.message)
         worker = self.runner.worker
+        message = failure.message
+        if failure.kind == "cancelled" and worker is not None and worker.name == STAGE_TITLES[TRAIN]:
+            folder = self.controls.model.text()
+            epoch = model_folder.saved_epoch(folder)
+            message += (f" The best epoch saved so far (epoch {epoch}) is in {folder}." if epoch is not None
+                        else " No epoch was completed, so nothing was saved.")
+        self.log(message)
         if worker is not None and worker.name in (STAGE_TITLES[TRAIN], STAGE_TITLES[REFINE]):
-            self.training.finished(failure.message)
+            self.training.finished(message)
         if failure.details and failure.kind == "error":
             self.log(failure.details)
         if failure.kind == "input":

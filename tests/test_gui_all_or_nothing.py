@@ -124,6 +124,7 @@ def test_training_cancelled_before_its_first_epoch_leaves_no_copy_of_the_bundled
     assert boxes == []
     log = window.log_view.toPlainText()
     assert "Train: cancelled." in log and "Nothing was trained, so the Model folder is" in log
+    assert "No epoch was completed, so nothing was saved." in window.training.state.text()
     assert c.model.text() == str(bundled)
     assert tree_digest(project / "wd") == before and tree_digest(bundled) == bundled_before
 
