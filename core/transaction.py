@@ -179,10 +179,17 @@ class Transaction:
             self.committed = True
             return
         self._paths_to_real()
-        # A part whose staged copy the stage removed is removed too.
-        entries = [{"staged": str(s), "real": str(r), "old": str(self.area / ".old" / str(i)),
-                    "remove": not s.exists()} for i, (s, r) in enumerate(self.parts)]
         self._make_area()
+        entries = []
+        for i, (staged, real) in enumerate(self.parts):
+            if staged.is_relative_to(self.area):
+                old = self.area / ".old" / str(i)
+            else:  # beside the part, on its file system: a rename never crosses disks
+                old = real.parent / f".{real.name}.{self.area.name.lstrip('.')}.old"
+                self.external.append(str(old))
+            # A part whose staged copy the stage removed is removed too.
+            entries.append({"staged": str(staged), "real": str(real), "old": str(old), "remove": not staged.exists()})
+        write_json_atomic(self.area / EXTERNAL, self.external)
         write_json_atomic(self.area / JOURNAL, {"parts": entries})
         _finish(self.area)
         self.committed = True
