@@ -201,7 +201,7 @@ class ReviewPanel(QWidget):
         if self.session is not None:
             self.session.mark_saved(saved.ids)
             self._redraw_picked()
-        self._say(saved.summary())
+        self._say(saved.summary(), log=False)  # the window logs the stage's summary itself
         self._update_buttons()
         self.view.setFocus()
 
