@@ -51,6 +51,31 @@ def list_images(folder: str | Path, *, what: str = "photos folder") -> list[Path
     return files
 
 
+def output_stems(files: list[Path]) -> dict[Path, str]:
+    """The name each photo's result files start with (``<stem>_mask.png``...):
+    its stem, or its stem and extension (``a_png``, ``a_jpg``) where another
+    photo in its folder has the same stem, so that no two photos' results
+    share a name. A photo gets the same name whichever of its neighbours is
+    processed with it."""
+    files = [Path(f) for f in files]
+    names: dict[Path, str] = {}
+    for folder in {f.parent for f in files}:
+        try:
+            stems = [p.stem for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS]
+        except OSError:
+            stems = [f.stem for f in files if f.parent == folder]
+        twins = {stem for stem in stems if stems.count(stem) > 1}
+        for f in files:
+            if f.parent == folder:
+                names[f] = f"{f.stem}_{f.suffix.lstrip('.')}" if f.stem in twins else f.stem
+    return names
+
+
+def output_stem(path: str | Path) -> str:
+    """:func:`output_stems` for one photo."""
+    return output_stems([Path(path)])[Path(path)]
+
+
 def read_image(path: str | Path, *, warn: Warn = None) -> np.ndarray:
     """Read an image file with its native dtype.
 
@@ -137,19 +162,53 @@ def _read_tiff(path: Path, warn: Warn) -> np.ndarray:
         page = tif.pages[0]
         if len(page.shape) < 2:
             raise ImageReadError(f"TIFF page is not an image (shape {page.shape}): {path}")
-        _check_size(int(page.imagewidth), int(page.imagelength), path)
-        n_pages = len(tif.pages)
-        if n_pages > 1 and warn:
-            warn(f"{path.name}: a stack of {n_pages} pages, using the first")
-        array = page.asarray()
-    if array.ndim == 3 and array.shape[0] in (3, 4) and array.shape[-1] not in (3, 4):
-        array = np.moveaxis(array, 0, -1)  # planar RGB -> interleaved
-    while array.ndim > 3 or (array.ndim == 3 and array.shape[-1] not in (1, 3, 4)):
-        array = array[0]
+        series = tif.series[0] if tif.series else None
+        if _rows_as_pages(tif, page, series):
+            # (rows, columns, channels) written one row per page: the image is the series.
+            _check_size(int(series.shape[1]), int(series.shape[0]), path)
+            array, axes = series.asarray(), "YXS"
+        else:
+            _check_size(int(page.imagewidth), int(page.imagelength), path)
+            n_pages = len(tif.pages)
+            if n_pages > 1 and warn:
+                warn(f"{path.name}: a stack of {n_pages} pages, using the first")
+            array, axes = page.asarray(), page.axes
+        rgb = page.photometric == tifffile.PHOTOMETRIC.RGB
+    return _channels_last(array, axes, rgb, path, warn)
+
+
+def _rows_as_pages(tif, page, series) -> bool:
+    """Whether a file holds one image of shape (H, W, channels) written with
+    one page per row, as some programs do for channel counts other than 3 and 4."""
+    return (series is not None and tif.is_shaped and len(page.shape) == 2 and page.shape[-1] <= 16
+            and len(series.shape) == 3 and series.shape[0] == len(tif.pages) and series.shape[0] > 16)
+
+
+def _channels_last(array: np.ndarray, axes: str, rgb: bool, path: Path, warn: Warn) -> np.ndarray:
+    """Keep the rows, columns and channels of a TIFF page (the first plane of
+    any other axis) and put the channels last: gray, RGB or RGBA."""
+    if len(axes) != array.ndim:  # unknown layout: rows and columns are the last two axes
+        axes = "Q" * (array.ndim - 2) + "YX"
+    extra = [a for a in axes if a not in "YXS"]
+    if extra:
+        array = array[tuple(slice(None) if a in "YXS" else 0 for a in axes)]
+        axes = "".join(a for a in axes if a in "YXS")
         if warn:
             warn(f"{path.name}: extra dimensions, using the first plane")
-    if array.ndim == 3 and array.shape[-1] == 1:
-        array = array[..., 0]
+    if "S" not in axes:
+        return array
+    array = np.moveaxis(array, axes.index("S"), -1)
+    samples = array.shape[-1]
+    if samples == 1:
+        return array[..., 0]
+    if samples == 2:  # gray + alpha
+        return array[..., 0]
+    if samples > 4:
+        keep = 3 if rgb else 1
+        if warn:
+            warn(f"{path.name}: {samples} channels, using the first {'three (RGB)' if keep == 3 else 'one'}")
+        array = array[..., :keep]
+        return array[..., 0] if keep == 1 else array
     return array
 
 
@@ -186,6 +245,16 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     if image.shape[-1] < 3:
         return rgb[..., 0]
     return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+
+
+def is_blank(image: np.ndarray) -> bool:
+    """Whether a photo holds nothing to segment: one value everywhere (a
+    blank frame, a lens cap) or no finite value at all (an all-NaN frame)."""
+    gray = to_gray(image)
+    if gray.dtype.kind == "f":
+        finite = gray[np.isfinite(gray)]
+        return finite.size == 0 or bool(finite.min() == finite.max())
+    return bool(gray.min() == gray.max())
 
 
 def percentile_range(

@@ -26,7 +26,7 @@ import numpy as np
 
 from core.atomic import write_json_atomic
 from core.errors import ImageReadError, UserInputError
-from core.imageio import list_images, read_image
+from core.imageio import is_blank, list_images, output_stems, read_image
 from core.progress import Progress
 
 
@@ -158,6 +158,9 @@ def segment_photo(model, meta: dict, image: np.ndarray, *, scale: float = 0.0,
     """
     from evaluation.predict import predict_mask
 
+    if is_blank(image):  # nothing to find: a model would call the whole frame one object
+        empty = np.zeros(image.shape[:2], np.uint8)
+        return (empty, 1.0, empty.astype(np.float32)) if return_foreground else (empty, 1.0)
     marks = _annotations(image) if len(meta.get("classes", ())) == 2 else None
     target = float(meta.get("object_diameter") or 0.0) * SIZE_MARGIN
     if scale <= 0 and target > 0:
@@ -307,6 +310,7 @@ def _segment(model_dir, files: list[Path], out: Path, staged: Path, settings: Se
     collector = MeasurementCollector(staged, pixel_size=settings.pixel_size, unit=settings.unit,
                                      class_names=classes, include_border=settings.include_border,
                                      split=settings.split)
+    stems = output_stems(files)
     for i, path in enumerate(files):
         if progress.cancelled:
             result.cancelled = True
@@ -321,11 +325,14 @@ def _segment(model_dir, files: list[Path], out: Path, staged: Path, settings: Se
         mask, scale = segment_photo(model, meta, image, scale=settings.scale, tile=settings.tile,
                                     flips=settings.flips, threshold=settings.threshold,
                                     start=(start_scales or {}).get(path.name, 0.0))
-        measured = collector.add(path.stem, image, mask, image_name=path.name)
+        measured = collector.add(stems[path], image, mask, image_name=path.name)
         result.photos += 1
         result.objects += measured.count
         result.scales[path.name] = round(scale, 4)
-        progress.log(f"{path.name}: {measured.count} objects (segmented at scale {scale:.2f})")
+        if is_blank(image):
+            progress.log(f"{path.name}: a blank photo (no contrast), no objects")
+        else:
+            progress.log(f"{path.name}: {measured.count} objects (segmented at scale {scale:.2f})")
     folder = collector.finish()
     result.measurement_text = folder.summary_text()
     if result.photos == 0 and result.failed:

@@ -17,7 +17,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from core.errors import UserInputError
-from core.imageio import read_image
+from core.imageio import output_stem, read_image
 from segmentation import interactive
 
 FILL, PICK = "fill", "pick"
@@ -114,14 +114,15 @@ class ReviewSession:
         """Load a photo and what the segment stage wrote for it in ``out_dir``
         (``<stem>_mask.png`` and, when present, ``<stem>_labels.tif``)."""
         photo, out_dir = Path(photo), Path(out_dir)
-        mask_path = out_dir / f"{photo.stem}_mask.png"
+        stem = output_stem(photo)
+        mask_path = out_dir / f"{stem}_mask.png"
         if not mask_path.is_file():
             raise UserInputError(f"No segmentation of {photo.name} in {out_dir} (expected {mask_path.name}).")
         image = read_image(photo)
         mask = read_image(mask_path)
         if mask.ndim == 3:
             mask = mask[..., 0]
-        labels_path = out_dir / f"{photo.stem}_labels.tif"
+        labels_path = out_dir / f"{stem}_labels.tif"
         labels = read_image(labels_path) if labels_path.is_file() else None
         if labels is not None and labels.ndim == 3:
             labels = labels[..., 0]

@@ -26,7 +26,15 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from core.errors import ImageReadError, UserInputError
-from core.imageio import list_images, percentile_range, read_image, to_gray, to_gray_float, write_image
+from core.imageio import (
+    list_images,
+    output_stems,
+    percentile_range,
+    read_image,
+    to_gray,
+    to_gray_float,
+    write_image,
+)
 from core.progress import Progress, SubProgress
 from core.workdir import WorkingDirectory
 
@@ -180,6 +188,7 @@ def refine_pool(images, workdir: WorkingDirectory, model_dir, settings: RefineSe
     refine_dir = workdir.root / "refine"
     auto_stats = workdir.load_project().get("stages", {}).get("autoseg", {}).get("photos", {})
     stats, added, retire = {}, 0, []
+    stems = output_stems(files)
     for i, path in enumerate(files):
         if progress.cancelled:
             break
@@ -194,7 +203,7 @@ def refine_pool(images, workdir: WorkingDirectory, model_dir, settings: RefineSe
         _, fg_m = predict_mask(model, meta, np.ascontiguousarray(image[:, ::-1]), scale=scale,
                                return_foreground=True)
         found = confident_objects(fg, fg_m[:, ::-1], settings)
-        mask_file = f"refine/{path.stem}_mask.png"
+        mask_file = f"refine/{stems[path]}_mask.png"
         measured = _photo_stats(image, to_gray_float(image), found.labels, found.chosen, mask_file, 0)
         classical_polarity = auto_stats.get(path.name, {}).get("polarity")
         if found.labels.any() and classical_polarity and measured["polarity"] != classical_polarity:
@@ -224,7 +233,7 @@ def refine_pool(images, workdir: WorkingDirectory, model_dir, settings: RefineSe
         classical = _auto_mask(workdir, auto_stats.get(path.name))
         if classical is not None and classical.shape == removed.shape:
             removed |= classical
-        write_image(refine_dir / f"{path.stem}_mask.png", removed.astype(np.uint8) * np.uint8(255))
+        write_image(refine_dir / f"{stems[path]}_mask.png", removed.astype(np.uint8) * np.uint8(255))
         kept_auto = sum(1 for r in by_photo.get(path.name, []) if r.get("origin") == "auto"
                         and r["file"] not in retire)
         stats[path.name] = {**measured, "pooled": kept_auto + len(written)}

@@ -16,7 +16,15 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from core.errors import ImageReadError, UserInputError
-from core.imageio import list_images, percentile_range, read_image, to_gray, to_gray_float, write_image
+from core.imageio import (
+    list_images,
+    output_stems,
+    percentile_range,
+    read_image,
+    to_gray,
+    to_gray_float,
+    write_image,
+)
 from core.progress import Progress
 from core.workdir import WorkingDirectory
 from segmentation.annotations import find_annotations, is_annotation_like
@@ -260,7 +268,7 @@ def _autoseg(images, files: list[Path], wd: WorkingDirectory, settings: AutosegS
     done_before = {row["source_image"] for row in wd.read_index() if row.get("origin") == "auto"}
     previous = wd.load_project().get("stages", {}).get("autoseg", {})
     result = AutosegResult(per_photo=dict(previous.get("photos", {})))
-    stems: set[str] = set()
+    stems = output_stems(files)
     for i, path in enumerate(files):
         if progress.cancelled:
             result.cancelled = True
@@ -278,8 +286,7 @@ def _autoseg(images, files: list[Path], wd: WorkingDirectory, settings: AutosegS
             continue
         found = find_objects(image, polarity=settings.polarity, min_confidence=settings.min_confidence,
                              min_area_fraction=settings.min_area_fraction, work_size=settings.work_size)
-        stem = path.stem if path.stem not in stems else f"{path.stem}_{path.suffix.lstrip('.')}"
-        stems.add(stem)
+        stem = stems[path]
         write_image(wd.autoseg / f"{stem}_mask.png", found.foreground.astype(np.uint8) * np.uint8(255))
         confidences = {s.label: s.confidence for s in found.scores}
         written = add_objects(wd.root, image, found.labels, found.pooled, source_image=path.name,

@@ -42,6 +42,45 @@ def test_tiff_stack_uses_first_page_and_warns(tmp_path):
     assert warnings and "first" in warnings[0]
 
 
+@pytest.mark.parametrize("channels", [2, 5])
+@pytest.mark.parametrize("layout", ["pages", "contig", "planar"])
+def test_tiff_with_two_or_five_channels_gives_the_whole_first_channel(tmp_path, channels, layout):
+    rng = np.random.default_rng(channels)
+    data = rng.integers(0, 4000, (40, 30, channels), dtype=np.uint16)
+    if layout == "pages":  # how tifffile and others write samples-last arrays of odd channel counts
+        tifffile.imwrite(tmp_path / "x.tif", data, photometric="minisblack")
+    elif layout == "contig":
+        tifffile.imwrite(tmp_path / "x.tif", data, photometric="minisblack", planarconfig="contig",
+                         extrasamples=[0] * (channels - 1))
+    else:
+        tifffile.imwrite(tmp_path / "x.tif", np.moveaxis(data, -1, 0), photometric="minisblack",
+                         planarconfig="separate", extrasamples=[0] * (channels - 1))
+    warnings = []
+    out = read_image(tmp_path / "x.tif", warn=warnings.append)
+    assert out.shape == (40, 30) and np.array_equal(out, data[..., 0])
+    assert (channels == 5) == any("5 channels" in w for w in warnings)
+
+
+def test_output_stems_never_collide_and_do_not_depend_on_the_neighbours_processed(tmp_path):
+    for name in ("a.png", "a.jpg", "b.png", "notes.txt", "notes.png"):
+        (tmp_path / name).write_bytes(b"x")
+    files = [tmp_path / n for n in ("a.png", "a.jpg", "b.png", "notes.png")]
+    assert imageio.output_stems(files) == {files[0]: "a_png", files[1]: "a_jpg", files[2]: "b", files[3]: "notes"}
+    assert imageio.output_stem(tmp_path / "a.jpg") == "a_jpg"
+
+
+def test_blank_photos():
+    assert imageio.is_blank(np.full((5, 5), 7, np.uint16))
+    assert imageio.is_blank(np.full((5, 5, 3), 7, np.uint8))
+    assert imageio.is_blank(np.full((5, 5), np.nan, np.float32))
+    nan_but_one = np.full((5, 5), np.nan, np.float32)
+    nan_but_one[0, 0] = 1.0
+    assert imageio.is_blank(nan_but_one)
+    nan_but_one[1, 1] = 2.0
+    assert not imageio.is_blank(nan_but_one)
+    assert not imageio.is_blank(np.eye(5, dtype=np.uint8))
+
+
 def test_jpeg_exif_orientation_is_honoured(tmp_path):
     data = np.zeros((20, 40, 3), np.uint8)
     data[:, :10] = 255  # a white stripe on the left

@@ -53,6 +53,32 @@ def test_segment_writes_every_output(trained, tmp_path):
     assert all(1.0 < s <= 4.0 for s in info["scales"].values())
 
 
+def test_photos_with_one_stem_and_two_extensions_keep_their_own_results(trained, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    write_image(photos / "a.png", read_image(trained / "photos" / "p0.png"))
+    write_image(photos / "a.tif", read_image(trained / "photos" / "p1.png"))
+    run_segment(trained / "model", photos, tmp_path / "out", settings=SegmentSettings(scale=1.0))
+    out = tmp_path / "out"
+    for stem, source in (("a_png", "p0.png"), ("a_tif", "p1.png")):
+        alone = run_segment(trained / "model", trained / "photos" / source, tmp_path / f"alone_{stem}",
+                            settings=SegmentSettings(scale=1.0))
+        assert alone.photos == 1
+        assert np.array_equal(read_image(out / f"{stem}_mask.png"),
+                              read_image(tmp_path / f"alone_{stem}" / f"{source[:-4]}_mask.png"))
+    assert not (out / "a_mask.png").exists()
+    with open(out / "summary.csv", newline="", encoding="utf-8") as fh:
+        assert sorted(r["image"] for r in csv.DictReader(fh)) == ["a.png", "a.tif"]
+
+
+def test_a_blank_photo_has_no_objects(trained, tmp_path):
+    write_image(tmp_path / "grey.png", np.full((96, 128), 128, np.uint8))
+    write_image(tmp_path / "nan.tif", np.full((96, 128), np.nan, np.float32))
+    result = run_segment(trained / "model", tmp_path, tmp_path / "out")
+    assert result.photos == 2 and result.objects == 0
+    assert read_image(tmp_path / "out" / "grey_mask.png").max() == 0
+
+
 def test_segment_finds_the_particles(trained, tmp_path):
     image, truth = render_particle_scene((192, 256), count=14, radius=(6, 11), seed=77)
     write_image(tmp_path / "new.png", image)
