@@ -26,6 +26,11 @@ removed.
 
 A transaction opened inside a staged copy (a stage calling another stage)
 works on that copy directly: the outer transaction decides.
+
+A staging area also locks what it stages: a second stage that would change
+the same files or folders while the first runs (another window, a command
+in a terminal) is refused with one message naming the process that holds
+them, before it has changed anything.
 """
 
 from __future__ import annotations
@@ -35,16 +40,19 @@ import json
 import os
 import shutil
 import socket
+import time
 import uuid
 from pathlib import Path
 
 from core.atomic import write_json_atomic
+from core.errors import UserInputError
 
 STAGING_PREFIX = ".staging-"
 MARKER = ".staged-copy"  # in a staged folder: transactions inside it are the outer one's business
 JOURNAL = "journal.json"
 EXTERNAL = "external.json"  # staged copies of parts outside the home folder
 OWNER = "owner.json"  # the process working in a staging area
+CLAIMS = "claims.json"  # the real paths a staging area is changing (the lock)
 _LIVE: set[str] = set()  # staging areas of transactions open in this process
 
 
@@ -116,6 +124,7 @@ class Transaction:
         if real_abs == home_abs:
             raise ValueError("stage the parts of the folder, not the folder itself")
         self._make_area()
+        self._claim(real_abs)
         if real_abs.is_relative_to(home_abs):
             staged = self.area / real_abs.relative_to(home_abs)
         else:
@@ -134,10 +143,31 @@ class Transaction:
 
     def _make_area(self) -> None:
         if not self.area.exists():
+            try:
+                self.area.mkdir(parents=True)
+            except OSError as exc:
+                raise UserInputError(f"Cannot write in {self.home}: {exc.strerror or exc}") from None
             _LIVE.add(str(self.area.resolve()))
-            self.area.mkdir(parents=True)
             (self.area / MARKER).touch()
-            write_json_atomic(self.area / OWNER, {"pid": os.getpid(), "host": socket.gethostname()})
+            write_json_atomic(self.area / OWNER, {
+                "pid": os.getpid(), "host": socket.gethostname(),
+                "started": time.strftime("%Y-%m-%d %H:%M:%S"), "command": _command_line()})
+
+    def _claim(self, real: Path) -> None:
+        """Write down that this stage changes ``real``, then refuse if a stage
+        still running already changes it (or a folder holding it, or a part of it)."""
+        claims = [str(r) for _, r in self.parts] + [str(real)]
+        write_json_atomic(self.area / CLAIMS, claims)
+        for area in sorted(self.home.glob(f"{STAGING_PREFIX}*")):
+            if area.name == self.area.name or not area.is_dir() or not _owner_alive(area):
+                continue
+            try:
+                theirs = [Path(c) for c in json.loads((area / CLAIMS).read_text(encoding="utf-8"))]
+            except (OSError, ValueError, TypeError):
+                continue
+            if any(c == real or c.is_relative_to(real) or real.is_relative_to(c) for c in theirs):
+                raise UserInputError(f"{real} is being changed by another run ({_holder(area)}); "
+                                     "wait for it to finish, or stop it, and try again")
 
     def _paths_to_real(self) -> None:
         """Paths into the staged copies that a stage wrote into its JSON files
@@ -261,15 +291,39 @@ def recover(home: str | os.PathLike) -> list[str]:
     return done
 
 
+def _command_line() -> str:
+    import sys
+
+    words = [Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python", *sys.argv[1:]]
+    return " ".join(words)[:200]
+
+
+def _holder(area: Path) -> str:
+    """Who works in a staging area, in words: 'process 123, app.py autoseg ..., since 10:02:03'."""
+    try:
+        owner = json.loads((area / OWNER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "a run in progress"
+    if owner.get("pid") == os.getpid():
+        return "another stage of this program"
+    started = str(owner.get("started", ""))
+    return (f"process {owner.get('pid')}, {owner.get('command') or 'a stage'}"
+            + (f", since {started}" if started else ""))
+
+
 def _owner_alive(area: Path) -> bool:
+    """Whether the stage that made ``area`` is still running: a transaction
+    open in this process, or the live process written in its owner file."""
     if str(area.resolve()) in _LIVE:
         return True
     try:
         owner = json.loads((area / OWNER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    if owner.get("host") != socket.gethostname() or owner.get("pid") == os.getpid():
+    if owner.get("host") != socket.gethostname():
         return False
+    if owner.get("pid") == os.getpid():
+        return False  # not open in this process (not in _LIVE): left by an earlier one with our pid
     try:
         os.kill(int(owner["pid"]), 0)
     except (OSError, ValueError, KeyError, TypeError):

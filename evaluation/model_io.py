@@ -42,7 +42,60 @@ def read_meta(model_dir: str | Path) -> dict:
     for key in ("classes", "normalization", "architecture"):
         if key not in meta:
             raise UserInputError(f"{path} lacks the '{key}' entry")
+    problem = meta_problem(meta)
+    if problem:
+        raise UserInputError(f"{path} is not a valid model description: {problem}")
     return meta
+
+
+def _is_int(value, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _is_number(value, low: float, high: float) -> bool:
+    import math
+
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            and low <= value <= high)
+
+
+def meta_problem(meta: dict) -> str | None:
+    """What is wrong with a model description (types and ranges of every key
+    that prediction and training read), or None when nothing is."""
+    from training.normalize import MODES
+
+    classes = meta.get("classes")
+    if not (isinstance(classes, list) and len(classes) >= 2
+            and all(isinstance(c, str) and c.strip() for c in classes)):
+        return "'classes' must be a list of at least two class names"
+    if "num_classes" in meta and meta["num_classes"] != len(classes):
+        return f"'num_classes' must be {len(classes)}, the number of classes listed"
+    norm = meta.get("normalization")
+    if not isinstance(norm, dict) or norm.get("mode") not in MODES:
+        return f"'normalization' must be an entry with a 'mode' of {' or '.join(MODES)}"
+    if norm["mode"] == "percentile":
+        low, high = norm.get("low", 0.5), norm.get("high", 99.5)
+        if not (_is_number(low, 0, 100) and _is_number(high, 0, 100) and low < high):
+            return "the percentile normalisation needs 0 <= low < high <= 100"
+    elif not _is_number(norm.get("softening", 3.0), 1e-6, 1e6):
+        return "the detector normalisation needs a 'softening' above 0"
+    arch = meta.get("architecture")
+    if not isinstance(arch, dict) or not _is_int(arch.get("depth"), 1, 8):
+        return "'architecture' must be an entry with a whole-number 'depth' from 1 to 8"
+    if "pad_multiple" in arch and not _is_int(arch["pad_multiple"], 1, 1024):
+        return "'pad_multiple' must be a whole number from 1 to 1024"
+    ranges = {"tile_size": (64, 16384), "patch_size": (16, 16384), "epochs_done": (0, 10**6)}
+    for key, (low, high) in ranges.items():
+        if meta.get(key) is not None and not _is_int(meta[key], low, high):
+            return f"'{key}' must be a whole number from {low} to {high}"
+    if meta.get("object_diameter") is not None and not _is_number(meta["object_diameter"], 0, 1e5):
+        return "'object_diameter' must be a number of pixels (0 or more)"
+    if meta.get("best_epoch") is not None and not _is_int(meta["best_epoch"], 0, 10**6):
+        return "'best_epoch' must be a whole number"
+    for key in ("metrics", "training"):
+        if key in meta and not isinstance(meta[key], dict):
+            return f"'{key}' must be an entry of named values"
+    return None
 
 
 def load_keras_model(path: str | Path, *, compile: bool = False):

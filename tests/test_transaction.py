@@ -205,3 +205,57 @@ def test_a_stage_running_in_another_process_keeps_its_staging(workdir):
         sleeper.wait()
     recover(workdir)
     assert not area.exists()
+
+
+def test_two_stages_changing_the_same_folder_at_once_the_second_is_refused(workdir):
+    from core.errors import UserInputError
+
+    with Transaction(workdir) as first:
+        staged = first.stage(workdir / "objects")
+        write_text_atomic(staged / "images" / "o3.png", "crop 3")
+        with Transaction(workdir) as second:
+            second.stage(workdir / "synthetic")  # another part: no conflict
+            with pytest.raises(UserInputError, match="being changed by another run .another stage of this program"):
+                second.stage(workdir / "objects" / "index.csv")
+        assert len(list(workdir.glob(f"{STAGING_PREFIX}*"))) == 1  # the refused one left nothing
+        first.commit()
+    assert (workdir / "objects" / "images" / "o3.png").read_text() == "crop 3"
+
+
+def test_a_second_writer_from_the_command_line_gets_one_message_and_changes_nothing(tmp_path):
+    """A stage holds the working directory in another process; autoseg from
+    the command line is refused naming it; after that process is killed the
+    same command runs."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    from core.imageio import write_image
+    from helpers import run_app, tree_digest
+    from synthetic.scenes import render_particle_scene
+
+    photos, wd = tmp_path / "photos", tmp_path / "wd"
+    photos.mkdir()
+    image, _ = render_particle_scene((128, 160), count=8, radius=(6, 9), seed=3)
+    write_image(photos / "p.png", image)
+    wd.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; sys.path.insert(0, sys.argv[1]);"
+         "from core.transaction import Transaction; tx = Transaction(sys.argv[2]).__enter__();"
+         "tx.stage(sys.argv[2] + '/objects'); print('holding', flush=True); time.sleep(60)", str(ROOT), str(wd)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        before = tree_digest(wd)
+        refused = run_app("autoseg", "--images", photos, "--workdir", wd)
+        assert refused.returncode == 2, refused.stderr
+        lines = refused.stderr.strip().splitlines()
+        assert len(lines) == 1 and "being changed by another run" in lines[0] and f"process {holder.pid}" in lines[0]
+        assert tree_digest(wd) == before
+    finally:
+        holder.kill()
+        holder.wait()
+    done = run_app("autoseg", "--images", photos, "--workdir", wd)
+    assert done.returncode == 0, done.stderr
+    assert (wd / "objects" / "index.csv").is_file()
+    assert not list(wd.glob(f"{STAGING_PREFIX}*"))
