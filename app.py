@@ -36,8 +36,38 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+MAX_SEED = 2**32 - 1
+
+
+def seed_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected a seed from 0 to {MAX_SEED}, got {value}")
+    return value
+
+
+def scale_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+    if not 0 <= value <= 16:  # NaN and infinity too
+        raise argparse.ArgumentTypeError(f"expected 0 (automatic) or a factor up to 16, got {text}")
+    return value
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Argument mistakes in one line on stderr (exit 2), with where to look for help."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="app.py",
         description="SegLoop: label-free segmentation of microscope and detector images. "
                     "Run without a subcommand to open the desktop application.",
@@ -50,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", required=True, help="working directory (created if missing)")
     p.add_argument("--polarity", choices=["auto", "dark", "bright"], default="auto",
                    help="objects darker or brighter than the background (default: detect)")
-    p.add_argument("--seed", type=int, default=0, help="random seed for augmented variants")
+    p.add_argument("--seed", type=seed_int, default=0, help="random seed for augmented variants")
     p.add_argument("--variants", type=non_negative_int, default=0,
                    help="augmented variants saved per pooled object (default 0)")
 
@@ -58,20 +88,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", required=True, help="working directory holding the object pool")
     p.add_argument("--count", type=positive_int, default=200, help="number of images (default 200)")
     p.add_argument("--size", type=positive_int, default=256, help="image side in pixels (default 256)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same images)")
+    p.add_argument("--seed", type=seed_int, default=0, help="random seed (same seed, same images)")
 
     p = sub.add_parser("simulate-ccd", help="simulate CCD detector frames with exact class masks")
     p.add_argument("--out", required=True, help="output folder (images/ and masks/ are written)")
     p.add_argument("--count", type=positive_int, default=200, help="number of frames (default 200)")
     p.add_argument("--size", type=positive_int, default=256, help="frame side in pixels (default 256)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same frames)")
+    p.add_argument("--seed", type=seed_int, default=0, help="random seed (same seed, same frames)")
 
     p = sub.add_parser("train", help="train a U-Net on a folder with images/ and masks/")
     p.add_argument("--data", required=True, help="folder with images/ and masks/ (e.g. WORKDIR/synthetic)")
     p.add_argument("--model", required=True, help="model folder (created; resumed if it holds a model)")
     p.add_argument("--epochs", type=positive_int, default=None, help="number of epochs")
     p.add_argument("--batch-size", type=positive_int, default=None, help="images per batch")
-    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--seed", type=seed_int, default=0, help="random seed")
     p.add_argument("--start-from", default=None, metavar="DIR",
                    help="when --model holds no model yet, start from a copy of the model in DIR "
                         "(e.g. the bundled checkpoints); DIR is never changed")
@@ -85,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--unit", default="um", help="unit of --pixel-size: nm, um or mm (default um)")
     p.add_argument("--workdir", default=None,
                    help="use the calibration stored in this working directory (set in the window)")
-    p.add_argument("--scale", type=float, default=0.0,
+    p.add_argument("--scale", type=scale_float, default=0.0,
                    help="resample the photos by this factor before segmenting (default 0: chosen per photo "
                         "from the size of its objects)")
 

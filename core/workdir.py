@@ -126,10 +126,21 @@ class WorkingDirectory:
 
     # -- objects/index.csv --------------------------------------------------
     def read_index(self) -> list[dict]:
+        """The rows of objects/index.csv; one saved again by a spreadsheet
+        (Windows encoding, a byte-order mark, semicolons) is read as well."""
         if not self.index_csv.exists():
             return []
-        with open(self.index_csv, newline="", encoding="utf-8") as fh:
-            return list(csv.DictReader(fh))
+        raw = self.index_csv.read_bytes()
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            text = raw.decode("cp1252", errors="replace")
+        header = text.split("\n", 1)[0]
+        delimiter = ";" if "file" not in header.split(",") and ";" in header else ","
+        rows = list(csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter))
+        if rows and "file" not in rows[0]:
+            raise UserInputError(f"{self.index_csv} is not an object pool index (it has no 'file' column)")
+        return rows
 
     def append_index(self, rows: list[dict]) -> None:
         """Add rows to objects/index.csv (rewritten atomically)."""
@@ -147,12 +158,37 @@ class WorkingDirectory:
         write_text_atomic(self.index_csv, buf.getvalue())
 
     def pool_files(self) -> list[str]:
-        """File names of pool objects that have both a crop and a mask."""
-        if not self.objects_images.is_dir():
+        """File names of pool objects: listed in index.csv, with a crop and a mask."""
+        listed = {row.get("file", "") for row in self.read_index()}
+        return sorted(set(self._files(self.objects_images)) & set(self._files(self.objects_masks)) & listed)
+
+    @staticmethod
+    def _files(folder: Path) -> list[str]:
+        if not folder.is_dir():
             return []
-        masks = {p.name for p in self.objects_masks.glob("*")} if self.objects_masks.is_dir() else set()
-        return sorted(p.name for p in self.objects_images.iterdir()
-                      if p.is_file() and p.name in masks and not p.name.startswith("."))
+        return [p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+
+    def tidy_pool(self) -> list[str]:
+        """Make the pool's files and its index agree (after a crash of an
+        older version, or files moved by hand): crops and masks without an
+        index row are removed, rows whose crop or mask is missing are
+        dropped. Returns what was done, one line each (none when they agree)."""
+        rows = self.read_index()
+        images, masks = set(self._files(self.objects_images)), set(self._files(self.objects_masks))
+        kept = [row for row in rows if row.get("file", "") in images and row.get("file", "") in masks]
+        done = []
+        if len(kept) != len(rows):
+            self.write_index(kept)
+            done.append(f"object pool: dropped {len(rows) - len(kept)} index row(s) whose crop or mask is missing")
+        listed = {row["file"] for row in kept}
+        for folder, names, what in ((self.objects_images, images, "crop"), (self.objects_masks, masks, "mask")):
+            orphans = sorted(names - listed)
+            for name in orphans:
+                (folder / name).unlink(missing_ok=True)
+            if orphans:
+                done.append(f"object pool: removed {len(orphans)} {what} file(s) with no row in "
+                            f"index.csv (e.g. {orphans[0]})")
+        return done
 
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")

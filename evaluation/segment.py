@@ -42,7 +42,7 @@ class SegmentSettings:
     threshold: float = 0.5        # object probability for an object pixel (two-class models)
 
     def check(self) -> None:
-        if self.scale < 0 or self.scale > 16:
+        if not 0 <= self.scale <= 16:  # NaN too
             raise UserInputError(f"Scale must be 0 (automatic) or between 0 and 16, not {self.scale}")
         if self.pixel_size is not None and not (self.pixel_size > 0 and np.isfinite(self.pixel_size)):
             raise UserInputError(f"Pixel size must be a positive number, not {self.pixel_size}")

@@ -178,6 +178,8 @@ def refine_pool(images, workdir: WorkingDirectory, model_dir, settings: RefineSe
 
     files = list_images(images)
     model, meta = load_model(model_dir)
+    for line in workdir.tidy_pool():
+        progress.log(line)
     rows = workdir.read_index()
     previous = [r["file"] for r in rows if r.get("origin") == "refined"]
     delete_objects(workdir.root, previous)

@@ -265,6 +265,8 @@ def run_autoseg(images: str | Path, workdir: str | Path, *, settings: AutosegSet
 
 def _autoseg(images, files: list[Path], wd: WorkingDirectory, settings: AutosegSettings,
              progress: Progress) -> AutosegResult:
+    for line in wd.tidy_pool():
+        progress.log(line)
     done_before = {row["source_image"] for row in wd.read_index() if row.get("origin") == "auto"}
     previous = wd.load_project().get("stages", {}).get("autoseg", {})
     result = AutosegResult(per_photo=dict(previous.get("photos", {})))

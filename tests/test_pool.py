@@ -140,3 +140,43 @@ def test_a_fault_while_adding_objects_leaves_the_pool_as_it_was(tmp_path, monkey
     monkeypatch.undo()
     assert delete_objects(tmp_path, WorkingDirectory(tmp_path).pool_files()) == 1
     assert WorkingDirectory(tmp_path).pool_files() == [] and WorkingDirectory(tmp_path).read_index() == []
+
+
+def test_an_index_saved_again_by_a_spreadsheet_is_read(tmp_path):
+    image, labels = _scene()
+    names = add_objects(tmp_path, image, labels, [1, 2], source_image="échantillon.png", origin="picked")
+    wd = WorkingDirectory(tmp_path)
+    text = wd.index_csv.read_text(encoding="utf-8")
+    for saved in (text.replace(",", ";").encode("cp1252"),  # a Windows spreadsheet: its encoding, semicolons
+                  text.encode("utf-8-sig")):  # a byte-order mark
+        wd.index_csv.write_bytes(saved)
+        rows = wd.read_index()
+        assert [r["file"] for r in rows] == names and rows[0]["source_image"] == "échantillon.png"
+        assert wd.pool_files() == sorted(names)
+
+
+def test_something_else_saved_as_the_index_is_refused_with_one_message(tmp_path):
+    image, labels = _scene()
+    add_objects(tmp_path, image, labels, [1], source_image="photo.png")
+    wd = WorkingDirectory(tmp_path)
+    wd.index_csv.write_text("a,b\n1,2\n")
+    with pytest.raises(UserInputError, match="not an object pool index"):
+        wd.read_index()
+
+
+def test_files_without_rows_and_rows_without_files_are_tidied_and_never_used(tmp_path):
+    image, labels = _scene()
+    first, second = add_objects(tmp_path, image, labels, [1, 2], source_image="photo.png")
+    wd = WorkingDirectory(tmp_path)
+    # what a run killed between writing files and their rows by an older version leaves
+    for folder in (wd.objects_images, wd.objects_masks):
+        (folder / "orphan_0001.png").write_bytes((folder / first).read_bytes())
+    (wd.objects_masks / second).unlink()
+    assert wd.pool_files() == [first]  # neither the orphan nor the object missing its mask
+    done = wd.tidy_pool()
+    assert len(done) == 3 and "dropped 1 index row" in done[0]
+    assert "removed 2 crop file" in done[1] and "removed 1 mask file" in done[2]
+    assert [p.name for p in wd.objects_images.iterdir()] == [first] == [p.name for p in wd.objects_masks.iterdir()]
+    assert [r["file"] for r in wd.read_index()] == [first]
+    assert not (wd.objects_masks / "orphan_0001.png").exists()
+    assert wd.tidy_pool() == []
