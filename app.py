@@ -4,7 +4,9 @@ and per-object measurements.
 
 With no arguments (or only --workdir) the desktop application opens; with a
 subcommand the same stage functions run headless with a progress bar on the
-terminal. Exit status: 0 success, 1 cancelled or failed, 2 bad input.
+terminal. Exit status: 0 success, 1 cancelled or failed, 2 bad input
+(nothing was changed), 3 finished but some photos could not be read (they
+are named on stderr and, for segment, in segment.json).
 """
 
 from __future__ import annotations
@@ -142,13 +144,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+SKIPPED_PHOTOS = 3
+
+
+def _skipped_status(failed: list[str]) -> int:
+    """0, or 3 with the photos that could not be read named on stderr."""
+    if not failed:
+        return 0
+    names = ", ".join(failed[:10]) + (f" and {len(failed) - 10} more" if len(failed) > 10 else "")
+    print(f"warning: {len(failed)} photo(s) could not be read and were skipped: {names}", file=sys.stderr)
+    return SKIPPED_PHOTOS
+
+
 def _run_autoseg(args, progress) -> int:
     from segmentation.autoseg import AutosegSettings, run_autoseg
 
     settings = AutosegSettings(polarity=args.polarity, seed=args.seed, variants=args.variants)
     result = run_autoseg(args.images, args.workdir, settings=settings, progress=progress)
     print(result.summary())
-    return 0
+    return _skipped_status(result.failed)
 
 
 def _run_synthesize(args, progress) -> int:
@@ -207,7 +221,7 @@ def _run_segment(args, progress) -> int:
         progress.log(f"Sizes also in {calibration.unit}: {calibration.describe()}")
     result = run_segment(args.model, args.images, args.out, settings=settings, progress=progress)
     print(result.summary())
-    return 0
+    return _skipped_status(result.failed)
 
 
 def _run_evaluate(args, progress) -> int:

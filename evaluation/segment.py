@@ -339,6 +339,7 @@ def _segment(model_dir, files: list[Path], out: Path, staged: Path, settings: Se
         raise UserInputError(f"None of the {len(files)} photo(s) could be read (first: {result.failed[0]})")
     write_json_atomic(staged / "segment.json", {"model": str(Path(model_dir).resolve()),
                                              "settings": asdict(settings), "scales": result.scales,
-                                             "photos": result.photos, "objects": result.objects})
+                                             "photos": result.photos, "objects": result.objects,
+                                             "skipped": result.failed})
     progress.update(len(files), len(files), "done")
     return result

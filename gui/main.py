@@ -27,11 +27,30 @@ def create_application(argv: list[str] | None = None) -> QApplication:
     return app
 
 
+def no_display_reason() -> str | None:
+    """Why the window cannot open here (a Linux machine with no desktop
+    session, e.g. over ssh), or None when it can."""
+    import os
+
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
+        return None
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return None
+    return ("no display to open the window on (neither DISPLAY nor WAYLAND_DISPLAY is set). "
+            "Open it from a desktop session, or under a virtual screen: xvfb-run python app.py; "
+            "every stage also runs from the command line: python app.py --help")
+
+
 def main(workdir: str | None = None) -> int:
     """Open the main window (on ``workdir`` if given) and run until it closes.
 
-    Returns the application's exit status (0 on a normal close).
+    Returns the application's exit status (0 on a normal close, 2 when
+    there is no display to open it on).
     """
+    reason = no_display_reason()
+    if reason:
+        print(f"error: {reason}", file=sys.stderr)
+        return 2
     app = create_application()
     from gui.main_window import MainWindow
 
