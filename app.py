@@ -249,6 +249,21 @@ def _run_refine(args, progress) -> int:
     return 0
 
 
+def _check_before_tensorflow(args) -> None:
+    """The mistakes that can be seen without TensorFlow, reported before
+    its import (several seconds) rather than after."""
+    from core.errors import UserInputError
+    from core.imageio import list_images
+    from evaluation.model_io import read_meta
+
+    if getattr(args, "images", None):
+        list_images(args.images, what="photos folder or photo")
+    if args.command == "segment":
+        read_meta(args.model)
+    if args.command == "train" and not os.path.isdir(args.data):
+        raise UserInputError(f"The training data folder does not exist: {args.data}")
+
+
 NEEDS_TENSORFLOW = {"train", "segment", "pipeline", "refine"}
 LOCAL_PACKAGES = {"core", "segmentation", "synthetic", "training", "evaluation", "gui", "loop"}
 
@@ -280,6 +295,7 @@ def run_cli(argv: list[str]) -> int:
         if args.command in NEEDS_TENSORFLOW:
             from core.quiet_tf import import_tensorflow
 
+            _check_before_tensorflow(args)
             import_tensorflow()
         return HANDLERS[args.command](args, progress)
     except UserInputError as exc:

@@ -137,6 +137,9 @@ def _read_pillow(path: Path, warn: Warn) -> np.ndarray:
         if n_frames > 1 and warn:
             warn(f"{path.name}: {n_frames} frames, using the first")
         im.load()
+        if warn and _is_48_or_64_bit_png(path):
+            warn(f"{path.name}: a 16-bit colour PNG is read with 8 bits per channel; to keep the "
+                 "full range, save it as a 16-bit TIFF")
         if path.suffix.lower() in (".jpg", ".jpeg"):
             im = ImageOps.exif_transpose(im)
         mode = im.mode
@@ -151,6 +154,14 @@ def _read_pillow(path: Path, warn: Warn) -> np.ndarray:
         elif mode == "PA":
             im = im.convert("RGBA")
         return np.asarray(im)
+
+
+def _is_48_or_64_bit_png(path: Path) -> bool:
+    """A PNG with 16 bits per channel in colour (RGB or RGBA), which the
+    decoder can only give with 8."""
+    with open(path, "rb") as fh:
+        head = fh.read(26)
+    return head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR" and head[24] == 16 and head[25] in (2, 6)
 
 
 def _read_tiff(path: Path, warn: Warn) -> np.ndarray:

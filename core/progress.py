@@ -48,6 +48,24 @@ class Progress:
         :attr:`cancelled`."""
         self.on_interruptible(bool(interruptible))
 
+    def wait_to_be_ended(self, timeout_s: float = 30.0) -> None:
+        """Called by a cancelled stage at a point where nothing is being
+        written: a stage that its caller can end at once (one run in a child
+        process, see :meth:`ends_at_once`) waits here to be ended, which is
+        quicker than unwinding; any other returns at once and unwinds."""
+        if not self.ends_at_once():
+            return
+        self.set_interruptible(True)
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end:
+            time.sleep(0.02)
+        self.set_interruptible(False)
+
+    def ends_at_once(self) -> bool:
+        """Whether the caller ends this stage as soon as it says it can be
+        stopped (:meth:`set_interruptible`) after a cancel."""
+        return False
+
     def check_cancelled(self) -> None:
         """Raise :class:`StageCancelled` if the user asked to stop."""
         if self._cancel.is_set():
@@ -90,6 +108,9 @@ class SubProgress(Progress):
 
     def on_interruptible(self, interruptible: bool) -> None:
         self._parent.set_interruptible(interruptible)
+
+    def ends_at_once(self) -> bool:
+        return self._parent.ends_at_once()
 
 
 class TerminalProgress(Progress):

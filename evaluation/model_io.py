@@ -106,6 +106,11 @@ def load_keras_model(path: str | Path, *, compile: bool = False):
     path = Path(path)
     if not path.is_file():
         raise UserInputError(f"The model file is missing: {path}")
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        raise UserInputError(f"The model file {path} is damaged or is not a saved model "
+                             "(a .keras file is a zip archive; this one is not)")
     if compile:
         from training.losses import keras_objects
 

@@ -49,7 +49,7 @@ class ChildFailed(Exception):
 # After Cancel, a child that says it can be stopped at once (inside a
 # training batch, loading TensorFlow) is ended after this long, rather than
 # waiting for the end of a batch that may take seconds.
-CANCEL_GRACE_S = 0.5
+CANCEL_GRACE_S = 0.1
 
 
 class _PipeProgress(Progress):
@@ -77,6 +77,9 @@ class _PipeProgress(Progress):
     def on_interruptible(self, interruptible: bool) -> None:
         if self._interruptible is not None:
             self._interruptible.value = int(interruptible)
+
+    def ends_at_once(self) -> bool:
+        return self._interruptible is not None
 
 
 def _child_main(conn, cancel_event, fn: Callable, args: tuple, kwargs: dict, interruptible=None) -> None:

@@ -140,6 +140,9 @@ class EpochLines(Progress):
     def on_interruptible(self, interruptible: bool) -> None:
         self._parent.set_interruptible(interruptible)
 
+    def ends_at_once(self) -> bool:
+        return self._parent.ends_at_once()
+
     def on_log(self, text: str) -> None:
         from training.history import parse_epoch_line
 

@@ -132,3 +132,13 @@ def test_a_mistake_on_the_command_line_as_a_user_types_it(tmp_path, photos):
     done = run_app("autoseg", "--images", photos, "--workdir", tmp_path / "wd", "--seed", "-5")
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "wd").exists() and tree_digest(photos) == before
+
+
+@pytest.mark.parametrize("content", [b"", np.random.default_rng(0).bytes(4096)])
+def test_a_damaged_model_file_is_called_damaged(capsys, tmp_path, photos, content):
+    model = tmp_path / "model"
+    shutil.copytree(BUNDLED, model)
+    (model / "model.keras").write_bytes(content)
+    line = one_line_error(capsys, ["segment", "--model", model, "--images", photos, "--out", tmp_path / "out"])
+    assert "damaged" in line and "model.keras" in line, line
+    assert not (tmp_path / "out").exists()

@@ -66,6 +66,20 @@ def child_writing_when_cancelled(marker, *, progress):
     return {"finished_writing": False}
 
 
+def child_cancelled_between_steps(marker, *, progress):
+    """A stage that sees the cancel at a point where nothing is being written
+    (the end of a training batch) and would then take a while to unwind."""
+    for _ in range(6000):
+        if progress.cancelled:
+            progress.wait_to_be_ended()
+            time.sleep(5)  # unwinding: closing files, writing a last summary...
+            open(marker, "w").close()
+            return {"unwound": True}
+        progress.update(1, 2, "between steps")
+        time.sleep(0.01)
+    return {"unwound": False}
+
+
 def child_bad_input(*, progress):
     raise UserInputError("The model folder holds no model.keras: /m")
 
@@ -136,6 +150,19 @@ def test_cancel_ends_a_child_at_once_inside_a_step_that_can_be_stopped(tmp_path)
         run_in_child(child_in_a_long_batch, (str(tmp_path / "never"),), {}, progress)
     assert time.monotonic() - progress.at < CANCEL_GRACE_S + 1.5
     assert not (tmp_path / "never").exists()
+
+    # A child that sees the cancel where nothing is being written is ended there, not unwound.
+    progress = CancelWhen("between steps")
+    with pytest.raises(StageCancelled):
+        run_in_child(child_cancelled_between_steps, (str(tmp_path / "unwound"),), {}, progress)
+    assert time.monotonic() - progress.at < CANCEL_GRACE_S + 1.5
+    assert not (tmp_path / "unwound").exists()
+    # The same stage in this process (the command line) unwinds as before.
+    progress = CancelWhen("between steps")
+    progress.cancel()
+    t0 = time.monotonic()
+    progress.wait_to_be_ended()
+    assert time.monotonic() - t0 < 0.1
 
     # A child that is writing (not interruptible) finishes what it does.
     progress = CancelWhen("working")

@@ -81,6 +81,27 @@ def test_blank_photos():
     assert not imageio.is_blank(np.eye(5, dtype=np.uint8))
 
 
+def test_a_16_bit_colour_png_is_not_made_8_bit_silently(tmp_path):
+    import struct
+    import zlib
+
+    h, w = 20, 30
+    data = (np.arange(h * w * 3).reshape(h, w, 3) * 70).astype(">u2")
+    raw = b"".join(b"\x00" + data[r].tobytes() for r in range(h))
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    (tmp_path / "rgb48.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+                                         + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    warnings = []
+    out = read_image(tmp_path / "rgb48.png", warn=warnings.append)
+    assert out.shape == (h, w, 3)
+    assert len(warnings) == 1 and "16-bit colour PNG" in warnings[0] and "TIFF" in warnings[0]
+    write_image(tmp_path / "gray16.png", np.arange(600, dtype=np.uint16).reshape(20, 30) * 100)
+    assert read_image(tmp_path / "gray16.png", warn=warnings.append).dtype == np.uint16 and len(warnings) == 1
+
+
 def test_jpeg_exif_orientation_is_honoured(tmp_path):
     data = np.zeros((20, 40, 3), np.uint8)
     data[:, :10] = 255  # a white stripe on the left

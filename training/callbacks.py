@@ -68,6 +68,7 @@ class ProgressCallback(keras.callbacks.Callback):
             return
         self.progress.set_interruptible(False)
         if self.progress.cancelled:
+            self.progress.wait_to_be_ended()  # nothing written since the last epoch: may end here
             raise TrainingCancelled
         done = (self.epoch - self.initial_epoch) * self.steps + batch + 1
         total = (self.epochs - self.initial_epoch) * self.steps
@@ -81,6 +82,7 @@ class ProgressCallback(keras.callbacks.Callback):
             self.progress.set_interruptible(False)
         # A cancel during validation must not wait for the whole pass.
         if self.cancelled:
+            self.progress.wait_to_be_ended()
             raise TrainingCancelled
 
 
