@@ -171,6 +171,16 @@ class MainWindow(QMainWindow):
 
     def _workdir_changed(self) -> None:
         text = self.controls.workdir.text()
+        if text and not self.runner.running and Path(text).is_dir():
+            # A stage killed while it saved its results (a crash, a power cut)
+            # is finished now, before anything of the folder is shown.
+            from core.transaction import recover
+
+            try:
+                for line in recover(text):
+                    self.log(f"{text}: {line}")
+            except OSError as exc:
+                self.log(f"Could not tidy the working directory yet ({exc}); the next stage will.")
         self.pool.set_workdir(text or None)
         if text:
             out = Path(text) / stages.SEGMENT_FOLDER

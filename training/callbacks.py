@@ -92,8 +92,10 @@ class EpochRecorder(keras.callbacks.Callback):
     def __init__(self, model_dir: Path, *, epochs: int, best: float, write_meta: Callable[[int, dict], None],
                  progress=None, on_epoch_end: Callable[[int, dict], None] | None = None,
                  class_metric_names: list[str] | None = None,
-                 before_first_record: Callable[[], None] | None = None) -> None:
+                 before_first_record: Callable[[], None] | None = None,
+                 missing_rows: list[dict] | None = None) -> None:
         super().__init__()
+        self.missing_rows = list(missing_rows or [])  # rows history.csv lacks, written with the first row
         self.before_first_record = before_first_record  # e.g. copy the model trained on into model_dir
         self.model_dir = Path(model_dir)
         self.epochs = epochs
@@ -117,17 +119,23 @@ class EpochRecorder(keras.callbacks.Callback):
         if self.before_first_record is not None:
             self.before_first_record()
             self.before_first_record = None
-        rows = read_history(self.history_path)
-        rows = [r for r in rows if int(float(r.get("epoch", -1))) < epoch + 1]
-        rows.append({"epoch": epoch + 1, **logs})
-        write_history(self.history_path, rows)
-        self.epochs_recorded += 1
+        # A new best is saved before its history row is written: a kill in
+        # between leaves a model at least as new as its history, so a resume
+        # never records a lost epoch's figures against other weights.
         val_loss = logs.get("val_loss", logs.get("loss"))
         if val_loss is not None and math.isfinite(val_loss) and val_loss < self.best:
             self.best, self.best_epoch = val_loss, epoch + 1
             with atomic_path(self.model_dir / "model.keras") as tmp:
                 self.model.save(tmp)
             self.write_meta(epoch + 1, logs)
+        rows = read_history(self.history_path)
+        rows = [r for r in rows if int(float(r.get("epoch", -1))) < epoch + 1]
+        known = {int(float(r.get("epoch", -1))) for r in rows}
+        rows += [r for r in self.missing_rows if r["epoch"] not in known and r["epoch"] < epoch + 1]
+        self.missing_rows = []
+        rows.append({"epoch": epoch + 1, **logs})
+        write_history(self.history_path, rows)
+        self.epochs_recorded += 1
         try:
             plot_curves(rows, self.model_dir / "curves.png", class_metric_names=self.class_metric_names)
         except Exception as exc:  # noqa: BLE001 - a failed plot must not stop training

@@ -48,6 +48,8 @@ class Plan:
     previous_metrics: dict = field(default_factory=dict)
     created: str = ""
     start_from: Path | None = None  # copied into model_dir when the first epoch is recorded
+    # The row of the saved epoch when history.csv lacks it (a stop between saving the model and its row).
+    missing_rows: list = field(default_factory=list)
 
     def describe(self) -> str:
         weights = ", ".join(f"{n} {w:.3g}" for n, w in zip(self.data.class_names, self.class_weights))
@@ -174,7 +176,10 @@ def prepare(data_dir: Path, model_dir: Path, settings, progress, validation,
                 start_from=start_from)
     if meta:
         rows = read_history(origin / "history.csv")
-        done = max([int(float(r["epoch"])) for r in rows] + [int(meta.get("epochs_done", 0))])
+        recorded = max([int(float(r["epoch"])) for r in rows], default=0)
+        done = max(recorded, int(meta.get("epochs_done", 0)))
+        if done > recorded and meta.get("metrics"):
+            plan.missing_rows = [{"epoch": done, **meta["metrics"]}]
         plan.resumed, plan.initial_epoch = True, done
         plan.epochs = settings.epochs if (not meta.get("finished") and done < settings.epochs) \
             else done + settings.epochs
@@ -214,7 +219,7 @@ def fit(plan: Plan, settings, progress, on_epoch_end) -> FitState:
 
     recorder = EpochRecorder(plan.model_dir, epochs=plan.epochs, best=plan.best, write_meta=record_best,
                              progress=progress, on_epoch_end=on_epoch_end, class_metric_names=names,
-                             before_first_record=copy_start)
+                             before_first_record=copy_start, missing_rows=plan.missing_rows)
     stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience)
     callbacks = [
         ProgressCallback(progress, steps=plan.steps, initial_epoch=plan.initial_epoch, epochs=plan.epochs),
