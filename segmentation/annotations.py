@@ -37,7 +37,10 @@ def find_annotations(gray: np.ndarray, *, band: float = 0.2) -> np.ndarray:
     gray = np.asarray(gray, dtype=np.float32)
     h, w = gray.shape
     side = min(h, w)
-    lo, hi = float(gray.min()), float(gray.max())
+    finite = gray[np.isfinite(gray)] if gray.dtype.kind == "f" else gray
+    if finite.size == 0:
+        return np.zeros((h, w), bool)
+    lo, hi = float(finite.min()), float(finite.max())
     span = hi - lo
     if span <= 0:
         return np.zeros((h, w), bool)
