@@ -49,6 +49,24 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = True):
         raise
 
 
+def remove_stale_parts(folder: str | os.PathLike, *, older_than_s: float = 3600.0) -> int:
+    """Remove temporary files (``.name.XXXX.part.ext``) left in ``folder`` by a
+    writer that was killed; only ones untouched for ``older_than_s`` seconds,
+    so a file being written right now is never removed. Returns how many."""
+    import time
+
+    folder = Path(folder)
+    removed = 0
+    if not folder.is_dir():
+        return 0
+    for path in folder.glob(".*.part*"):
+        with contextlib.suppress(OSError):
+            if path.is_file() and time.time() - path.stat().st_mtime > older_than_s:
+                path.unlink()
+                removed += 1
+    return removed
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

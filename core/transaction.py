@@ -275,10 +275,15 @@ def _discard_area(area: Path) -> None:
 def recover(home: str | os.PathLike) -> list[str]:
     """Finish swaps cut short in ``home`` and remove staging left by stages
     that never completed; returns what was done, one line each."""
+    from core.atomic import remove_stale_parts
+
     home = Path(home)
     done = []
     if not home.is_dir():
         return done
+    parts = remove_stale_parts(home)
+    if parts:
+        done.append(f"removed {parts} temporary file(s) left by a stage that was killed")
     for area in sorted(home.glob(f"{STAGING_PREFIX}*")):
         if not area.is_dir() or _owner_alive(area):
             continue  # another stage is working in it right now

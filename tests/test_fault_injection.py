@@ -207,6 +207,7 @@ def test_a_stage_killed_anywhere_loses_nothing_and_a_rerun_finishes_it(start, tm
             check_invariants(trial / "wd")
             assert state(trial / "wd", exact=exact) == after
         shutil.rmtree(trial)
+    print(f"{stage}: killed at {killed} of {events} write points, 0 invariant violations")
     assert killed >= 1
 
 

@@ -259,3 +259,20 @@ def test_a_second_writer_from_the_command_line_gets_one_message_and_changes_noth
     assert done.returncode == 0, done.stderr
     assert (wd / "objects" / "index.csv").is_file()
     assert not list(wd.glob(f"{STAGING_PREFIX}*"))
+
+
+def test_temporary_files_left_by_a_killed_writer_are_removed_once_stale(workdir):
+    import time
+
+    from core.atomic import remove_stale_parts
+
+    stale = workdir / ".project.abc123.part.json"
+    fresh = workdir / ".project.def456.part.json"
+    stale.write_text("{half")
+    fresh.write_text("{being written")
+    old = time.time() - 7200
+    os.utime(stale, (old, old))
+    lines = recover(workdir)
+    assert not stale.exists() and fresh.exists()  # a file being written now is left alone
+    assert lines == ["removed 1 temporary file(s) left by a stage that was killed"]
+    assert remove_stale_parts(workdir, older_than_s=0) == 1 and not fresh.exists()

@@ -182,6 +182,9 @@ def run_training(
     if model_dir.exists() and not model_dir.is_dir():
         raise UserInputError(f"The model folder is a file, not a folder: {model_dir}")
     check_writable(model_dir)
+    from core.atomic import remove_stale_parts
+
+    remove_stale_parts(model_dir)  # left by a run that was killed while it saved
     if start_from is not None and holds_model(model_dir):
         start_from = None  # the model already there is continued
     if start_from is not None:
