@@ -39,7 +39,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 	touch $(STAMP)
 
 screenshot: $(STAMP) system-deps
-	$(PY) scripts/screenshot.py --photos working_directory/photos --out docs/images
+	$(PY) scripts/screenshot.py --photos working_directory/photos --model checkpoints --out docs/images
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -99,6 +99,7 @@ class ThumbnailModel(QAbstractListModel):
         super().__init__(parent)
         self.items: list[tuple[str, Path, Path | None]] = []  # name, image, mask
         self.tooltips: dict[str, str] = {}
+        self.labels: dict[str, str] = {}  # name -> caption, where it differs from the name
         self.classes = False
         self.generation = 0
         self.requested = 0  # thumbnails asked for since the last refresh
@@ -112,8 +113,9 @@ class ThumbnailModel(QAbstractListModel):
         self._placeholder.fill(QColor(220, 220, 220))
 
     def set_items(self, items: list[tuple[str, Path, Path | None]], *, classes: bool,
-                  tooltips: dict[str, str] | None = None) -> None:
+                  tooltips: dict[str, str] | None = None, labels: dict[str, str] | None = None) -> None:
         self.beginResetModel()
+        self.labels = labels or {}
         self.generation += 1
         self.pool.clear()
         self.items, self.classes = items, classes
@@ -131,7 +133,7 @@ class ThumbnailModel(QAbstractListModel):
             return None
         name, image, mask = self.items[index.row()]
         if role == Qt.DisplayRole:
-            return name
+            return self.labels.get(name, name)
         if role == Qt.ToolTipRole:
             return self.tooltips.get(name, name)
         if role == Qt.DecorationRole:
@@ -163,22 +165,34 @@ class ThumbnailModel(QAbstractListModel):
         self.pool.waitForDone(5000)
 
 
-def pool_items(workdir: Path) -> tuple[list[tuple[str, Path, Path | None]], dict[str, str]]:
+def pool_items(workdir: Path) -> tuple[list[tuple[str, Path, Path | None]], dict[str, str], dict[str, str]]:
+    """The pool's objects as (name, crop, mask), with a tooltip and a caption per name."""
     from core.workdir import WorkingDirectory
 
     wd = WorkingDirectory(workdir)
-    names = wd.pool_files()
     try:
+        names = wd.pool_files()
         index = {row.get("file", ""): row for row in wd.read_index()}
     except Exception:  # noqa: BLE001 - a damaged index must not hide the pool
-        index = {}
-    tips = {}
+        masks = set(wd._files(wd.objects_masks))
+        names, index = sorted(n for n in wd._files(wd.objects_images) if n in masks), {}
+    tips, labels = {}, {}
     for name in names:
         row = index.get(name)
         if row:
             tips[name] = (f"{name}\nfrom {row.get('source_image', '?')} ({row.get('origin', '?')}), "
                           f"area {row.get('area', '?')} px")
-    return [(n, wd.objects_images / n, wd.objects_masks / n) for n in names], tips
+            labels[name] = pool_label(name, row.get("source_image"))
+    return [(n, wd.objects_images / n, wd.objects_masks / n) for n in names], tips, labels
+
+
+def pool_label(name: str, source_image: str | None) -> str:
+    """The caption under a pool thumbnail: the photo it came from and its
+    number (``particles_01 #3``); the whole file name is in the tooltip."""
+    number = Path(name).stem.rsplit("_", 1)[-1]
+    if not source_image or not number.isdigit():
+        return name
+    return f"{Path(source_image).stem} #{int(number)}"
 
 
 def paired_items(folder: Path) -> list[tuple[str, Path, Path | None]]:
@@ -225,8 +239,8 @@ class PoolView(QWidget):
         self.list.setUniformItemSizes(True)
         self.list.setIconSize(QSize(THUMB, THUMB))
         self.list.setGridSize(QSize(THUMB + 36, THUMB + 30))
-        # Names are <photo>_<origin>_<number>.png: the photo at the start and the
-        # number at the end both matter, so a long name loses its middle.
+        # Captions are "<photo> #<number>": the photo at the start and the
+        # number at the end both matter, so a long caption loses its middle.
         self.list.setTextElideMode(Qt.ElideMiddle)
         self.list.setSelectionMode(QAbstractItemView.ExtendedSelection)
         self.list.setModel(self.model)
@@ -257,16 +271,17 @@ class PoolView(QWidget):
 
     def refresh(self) -> None:
         tips: dict[str, str] = {}
+        labels: dict[str, str] = {}
         items: list = []
         if self.workdir is not None and self.workdir.is_dir():
             if self.mode == POOL:
-                items, tips = pool_items(self.workdir)
+                items, tips, labels = pool_items(self.workdir)
             else:
                 from gui.stages import CCD_FOLDER
 
                 folder = self.workdir / ("synthetic" if self.mode == SYNTHETIC else CCD_FOLDER)
                 items = paired_items(folder)
-        self.model.set_items(items, classes=self.mode != POOL, tooltips=tips)
+        self.model.set_items(items, classes=self.mode != POOL, tooltips=tips, labels=labels)
         what = {POOL: "objects in the pool", SYNTHETIC: "synthetic images", CCD: "simulated frames"}[self.mode]
         self.count.setText(f"{len(items)} {what}")
         self._update_buttons()

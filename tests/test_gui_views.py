@@ -45,6 +45,9 @@ def test_pool_thumbnails_load_lazily_and_bad_objects_can_be_deleted(qtbot, tmp_p
     qtbot.waitExposed(view)
     view.set_workdir(tmp_path / "wd")
     assert view.model.rowCount() == 400 and "400 objects" in view.count.text()
+    captions = [view.model.data(view.model.index(i), Qt.DisplayRole) for i in range(400)]
+    assert len(set(captions)) == 400  # the photo and the number: no two objects look alike
+    assert captions[0].endswith(" #1") and names[0] in view.model.data(view.model.index(0), Qt.ToolTipRole)
     qtbot.waitUntil(lambda: view.model.requested > 0, timeout=5000)
     assert view.model.wait_idle()
     qtbot.waitUntil(lambda: len(view.model._cache) == view.model.requested, timeout=5000)
