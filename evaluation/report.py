@@ -73,9 +73,27 @@ def find_predictions(folder: Path) -> tuple[dict[str, Path], dict[str, Path]]:
     return masks, labels
 
 
+MAX_MASK_COLOURS = 256
+
+
 def _read_mask(path: Path) -> np.ndarray:
+    """A mask as integers: gray values as they are; a colour mask (each
+    object or class in its own colour) with one integer per colour, 0 for
+    black. A colour photo given as a mask is refused."""
     mask = read_image(path)
     if mask.ndim == 3:
+        rgb = mask[..., :3]
+        if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2])):
+            colours, labels = np.unique(rgb.reshape(-1, 3), axis=0, return_inverse=True)
+            if len(colours) > MAX_MASK_COLOURS:
+                raise UserInputError(f"{path} looks like a photo, not a mask ({len(colours)} colours): give the "
+                                     "masks, with one value (or colour) per class or per object")
+            black = np.flatnonzero(~colours.any(axis=1))
+            order = np.arange(1, len(colours) + 1)
+            if black.size:  # black is the background: 0, the other colours 1, 2, ...
+                order = np.where(np.arange(len(colours)) < black[0], order, order - 1)
+                order[black[0]] = 0
+            return order[labels.reshape(rgb.shape[:2])].astype(np.int64)
         mask = mask[..., 0]
     if mask.dtype.kind == "f":
         mask = np.rint(np.nan_to_num(mask)).astype(np.int64)

@@ -142,3 +142,22 @@ def test_a_damaged_model_file_is_called_damaged(capsys, tmp_path, photos, conten
     line = one_line_error(capsys, ["segment", "--model", model, "--images", photos, "--out", tmp_path / "out"])
     assert "damaged" in line and "model.keras" in line, line
     assert not (tmp_path / "out").exists()
+
+
+def test_a_colour_photo_given_as_the_expert_masks_is_refused(capsys, tmp_path):
+    rng = np.random.default_rng(0)
+    pred, truth = tmp_path / "pred", tmp_path / "truth"
+    pred.mkdir()
+    truth.mkdir()
+    mask = np.zeros((40, 50), np.uint8)
+    mask[5:15, 5:20] = 255
+    mask[25:35, 30:45] = 255
+    write_image(pred / "p.png", mask)
+    write_image(truth / "p.png", rng.integers(0, 256, (40, 50, 3), dtype=np.uint8))  # the photo, by mistake
+    line = one_line_error(capsys, ["evaluate", "--pred", pred, "--truth", truth, "--out", tmp_path / "report"])
+    assert "looks like a photo, not a mask" in line and "p.png" in line
+    assert not (tmp_path / "report").exists()
+    # a mask saved in colour (white objects on black) is still a mask
+    write_image(truth / "p.png", np.dstack([mask] * 3))
+    assert run_cli(["evaluate", "--pred", str(pred), "--truth", str(truth), "--out", str(tmp_path / "report")]) == 0
+    assert (tmp_path / "report").is_dir()
