@@ -197,19 +197,25 @@ def _run_train(args, progress) -> int:
     return 0 if not result.cancelled else 1
 
 
-def _run_segment(args, progress) -> int:
+def _pixel_calibration(args):
     from core.errors import UserInputError
-    from evaluation.calibration import calibration_from_pixel_size, load_calibration
+    from evaluation.calibration import calibration_from_pixel_size
+
+    try:
+        size = float(args.pixel_size)
+    except ValueError:
+        raise UserInputError(f"--pixel-size must be a number, not '{args.pixel_size}'") from None
+    return calibration_from_pixel_size(size, args.unit)
+
+
+def _run_segment(args, progress) -> int:
+    from evaluation.calibration import load_calibration
     from evaluation.segment import SegmentSettings, run_segment
 
     settings = SegmentSettings(scale=args.scale)
     settings.check()
     if args.pixel_size is not None:
-        try:
-            size = float(args.pixel_size)
-        except ValueError:
-            raise UserInputError(f"--pixel-size must be a number, not '{args.pixel_size}'") from None
-        calibration = calibration_from_pixel_size(size, args.unit)
+        calibration = _pixel_calibration(args)
     elif args.workdir:
         calibration = load_calibration(args.workdir)
         if calibration is None:
@@ -260,6 +266,8 @@ def _check_before_tensorflow(args) -> None:
         list_images(args.images, what="photos folder or photo")
     if args.command == "segment":
         read_meta(args.model)
+        if args.pixel_size is not None:
+            _pixel_calibration(args)
     if args.command == "train" and not os.path.isdir(args.data):
         raise UserInputError(f"The training data folder does not exist: {args.data}")
 

@@ -143,7 +143,7 @@ def test_segment_cli_reports_sizes_in_the_given_unit(trained, tmp_path):
     assert json.loads((tmp_path / "fixed" / "segment.json").read_text())["scales"] == {"p0.png": 0.5}
     absurd = run_app("segment", "--model", trained / "model", "--images", trained / "photos",
                      "--out", tmp_path / "absurd", "--scale", "100")
-    assert absurd.returncode == 2 and "Scale" in absurd.stderr and not (tmp_path / "absurd").exists()
+    assert absurd.returncode == 2 and "--scale" in absurd.stderr and not (tmp_path / "absurd").exists()
 
 
 def test_pipeline_runs_every_stage(tmp_path):
