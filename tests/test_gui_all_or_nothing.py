@@ -196,3 +196,30 @@ def test_a_fault_while_saving_picked_objects_leaves_the_pool_as_it_was(qtbot, pr
     assert len(boxes) == 1 and boxes[0][0] == "critical" and "No space left" in boxes[0][1]
     assert tree_digest(project / "wd") == before
     assert window.review.save_button.isEnabled()  # the picks are still there to save again
+
+
+def test_a_stage_while_a_command_in_a_terminal_changes_the_same_folder_gets_one_message(qtbot, project, boxes):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; sys.path.insert(0, sys.argv[1]);"
+         "from core.transaction import Transaction; tx = Transaction(sys.argv[2]).__enter__();"
+         "tx.stage(sys.argv[2] + '/objects'); print('holding', flush=True); time.sleep(60)",
+         str(ROOT), str(project / "wd")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        before = tree_digest(project / "wd")
+        window = open_window(qtbot, project / "wd")
+        window.controls.photos.set_text(str(project / "photos"))
+        with qtbot.waitSignal(window.runner.stopped, timeout=60_000):
+            window.controls.buttons[AUTOSEG].click()
+        assert len(boxes) == 1 and "being changed by another run" in boxes[0][1]
+        assert f"process {holder.pid}" in boxes[0][1]
+        assert tree_digest(project / "wd") == before
+        assert all(b.isEnabled() for b in window.controls.buttons.values() if b is not None)
+    finally:
+        holder.kill()
+        holder.wait()
