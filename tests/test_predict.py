@@ -168,7 +168,7 @@ def test_missing_or_incomplete_model_folder(tmp_path, model_dir):
     with pytest.raises(UserInputError, match="model file is missing"):
         load_model(tmp_path / "empty")
     (tmp_path / "empty" / "model.keras").write_bytes(b"not a zip at all")
-    with pytest.raises(UserInputError, match="could not be read"):
+    with pytest.raises(UserInputError, match="is damaged or is not a saved model"):
         load_model(tmp_path / "empty")
     (tmp_path / "empty" / "model.json").write_text(json.dumps(_meta(num_classes=3)))
     (tmp_path / "empty" / "model.keras").write_bytes((model_dir / "model.keras").read_bytes())
