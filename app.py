@@ -184,7 +184,8 @@ def _run_simulate_ccd(args, progress) -> int:
 
 
 def _run_train(args, progress) -> int:
-    from training.train import TrainSettings, run_training
+    from training.settings import TrainSettings
+    from training.train import run_training
 
     settings = TrainSettings(seed=args.seed)
     if args.epochs is not None:
@@ -260,7 +261,7 @@ def _check_before_tensorflow(args) -> None:
     its import (several seconds) rather than after."""
     from core.errors import UserInputError
     from core.imageio import list_images
-    from evaluation.model_io import read_meta
+    from core.model_folder import read_meta
 
     if getattr(args, "images", None):
         list_images(args.images, what="photos folder or photo")

@@ -37,7 +37,8 @@ def main() -> int:
     from evaluation.predict import load_model, predict_mask
     from evaluation.report import run_evaluate
     from synthetic.ccd import CCDSettings, run_simulate_ccd
-    from training.train import TrainSettings, run_training
+    from training.settings import TrainSettings
+    from training.train import run_training
 
     work = Path(args.work)
     train_dir, test_dir, model_dir = work / "train", work / "test", work / "model"

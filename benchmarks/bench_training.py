@@ -46,7 +46,8 @@ def pipeline_speed(preset: str, size: int, batch: int, precision: str) -> float:
 
     from core.imageio import write_image
     from core.progress import Progress
-    from training.train import TrainSettings, run_training
+    from training.settings import TrainSettings
+    from training.train import run_training
 
     times: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:

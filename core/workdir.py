@@ -47,44 +47,80 @@ class WorkingDirectory:
 
     root: Path
 
+    # The names of what a working directory holds (only this class spells them).
+    PROJECT = "project.json"
+    OBJECTS = "objects"        # the object pool: images/, masks/, index.csv
+    AUTOSEG = "autoseg"        # auto-segmentation's mask per photo
+    SYNTHETIC = "synthetic"    # composited training images: images/, masks/
+    CCD = "synthetic_ccd"      # simulated detector frames: images/, masks/
+    REFINE = "refine"          # a self-training round's masks per photo
+    SEGMENTED = "segmented"    # the segment stage's results and tables
+    MODEL = "model"            # a model trained here (on the pool's images)
+    MODEL_CCD = "model_ccd"    # a model trained here on simulated detector frames
+    REPORTS = "reports"
+
     def __init__(self, root: str | os.PathLike) -> None:
         object.__setattr__(self, "root", Path(root))
 
     @property
     def project_json(self) -> Path:
-        return self.root / "project.json"
+        return self.root / self.PROJECT
+
+    @property
+    def objects(self) -> Path:
+        return self.root / self.OBJECTS
 
     @property
     def objects_images(self) -> Path:
-        return self.root / "objects" / "images"
+        return self.objects / "images"
 
     @property
     def objects_masks(self) -> Path:
-        return self.root / "objects" / "masks"
+        return self.objects / "masks"
 
     @property
     def index_csv(self) -> Path:
-        return self.root / "objects" / "index.csv"
+        return self.objects / "index.csv"
 
     @property
     def autoseg(self) -> Path:
-        return self.root / "autoseg"
+        return self.root / self.AUTOSEG
 
     @property
     def synthetic(self) -> Path:
-        return self.root / "synthetic"
+        return self.root / self.SYNTHETIC
 
     @property
     def synthetic_images(self) -> Path:
-        return self.root / "synthetic" / "images"
+        return self.synthetic / "images"
 
     @property
     def synthetic_masks(self) -> Path:
-        return self.root / "synthetic" / "masks"
+        return self.synthetic / "masks"
+
+    @property
+    def ccd(self) -> Path:
+        return self.root / self.CCD
+
+    @property
+    def refine(self) -> Path:
+        return self.root / self.REFINE
+
+    @property
+    def segmented(self) -> Path:
+        return self.root / self.SEGMENTED
+
+    @property
+    def model(self) -> Path:
+        return self.root / self.MODEL
+
+    @property
+    def model_ccd(self) -> Path:
+        return self.root / self.MODEL_CCD
 
     @property
     def reports(self) -> Path:
-        return self.root / "reports"
+        return self.root / self.REPORTS
 
     def ensure(self) -> WorkingDirectory:
         """Create the folders (and project.json) if missing."""

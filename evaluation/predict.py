@@ -22,7 +22,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from evaluation.model_io import load_model
+from core.model_folder import load_model
 from evaluation.resample import RowResampler, resample_image
 from training.normalize import normalize_image
 

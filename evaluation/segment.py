@@ -25,8 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from core.atomic import write_json_atomic
-from core.errors import ImageReadError, UserInputError
-from core.imageio import is_blank, list_images, output_stems, read_image
+from core.errors import UserInputError
+from core.imageio import is_blank, list_images
+from core.photos import PhotoLoop
 from core.progress import Progress
 
 
@@ -273,8 +274,8 @@ def run_segment(model_dir: str | Path, images: str | Path, out: str | Path, *,
     All or nothing: the results are written into a staged copy of ``out``
     that replaces it only when every photo is done, so a run that is
     cancelled or fails leaves ``out`` as it was (see :mod:`core.transaction`)."""
+    from core.model_folder import read_meta
     from core.transaction import Transaction
-    from evaluation.model_io import read_meta
 
     settings = settings or SegmentSettings()
     settings.check()
@@ -310,22 +311,12 @@ def _segment(model_dir, files: list[Path], out: Path, staged: Path, settings: Se
     collector = MeasurementCollector(staged, pixel_size=settings.pixel_size, unit=settings.unit,
                                      class_names=classes, include_border=settings.include_border,
                                      split=settings.split)
-    stems = output_stems(files)
-    for i, path in enumerate(files):
-        if progress.cancelled:
-            result.cancelled = True
-            return result
-        progress.update(i, len(files), f"segmenting {path.name}")
-        try:
-            image = read_image(path, warn=progress.log)
-        except ImageReadError as exc:
-            result.failed.append(path.name)
-            progress.log(f"skipped: {exc}")
-            continue
+    photos = PhotoLoop(files, progress, doing="segmenting")
+    for _, path, image in photos:
         mask, scale = segment_photo(model, meta, image, scale=settings.scale, tile=settings.tile,
                                     flips=settings.flips, threshold=settings.threshold,
                                     start=(start_scales or {}).get(path.name, 0.0))
-        measured = collector.add(stems[path], image, mask, image_name=path.name)
+        measured = collector.add(photos.stem(path), image, mask, image_name=path.name)
         result.photos += 1
         result.objects += measured.count
         result.scales[path.name] = round(scale, 4)
@@ -333,6 +324,10 @@ def _segment(model_dir, files: list[Path], out: Path, staged: Path, settings: Se
             progress.log(f"{path.name}: a blank photo (no contrast), no objects")
         else:
             progress.log(f"{path.name}: {measured.count} objects (segmented at scale {scale:.2f})")
+    result.failed = photos.skipped
+    if photos.cancelled:
+        result.cancelled = True
+        return result
     folder = collector.finish()
     result.measurement_text = folder.summary_text()
     if result.photos == 0 and result.failed:

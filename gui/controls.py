@@ -23,6 +23,8 @@ from PyQt5.QtWidgets import (
 )
 
 from core.imageio import IMAGE_EXTENSIONS
+from core.model_folder import MODEL_FILE
+from core.workdir import WorkingDirectory
 from gui.calibration_panel import CalibrationPanel
 from gui.settings import read_value
 
@@ -214,10 +216,8 @@ class ControlsPanel(QWidget):
                 "batch": self.batch, "seed": self.seed, "rounds": self.rounds}
 
     def training_data_dir(self) -> Path:
-        from gui.stages import CCD_FOLDER
-
-        root = Path(self.workdir.text())
-        return root / CCD_FOLDER if self.source == CCD_SOURCE else root / "synthetic"
+        wd = WorkingDirectory(self.workdir.text())
+        return wd.ccd if self.source == CCD_SOURCE else wd.synthetic
 
     def set_busy(self, busy: bool) -> None:
         self._busy = busy
@@ -275,7 +275,7 @@ class ControlsPanel(QWidget):
             return f"{name}: {path} is a file, not a folder."
         if rule == "model" and not path.is_dir():
             return f"{name}: {path} does not exist. Train a model first, or choose the folder of one."
-        if rule == "model" and not (path / "model.keras").is_file():
+        if rule == "model" and not (path / MODEL_FILE).is_file():
             return (f"{name}: {path} holds no trained model (model.keras). Train a model first, "
                     "or choose the folder of one.")
         if rule == "training data":

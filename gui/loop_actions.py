@@ -12,6 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from core import model_folder
+from core.model_folder import HISTORY_FILE
+from core.workdir import WorkingDirectory
 from gui import stages
 from gui.controls import CCD_SOURCE, REFINE, SEGMENT_ALL, STAGE_TITLES
 
@@ -39,7 +41,8 @@ class LoopActions:
         if reason is None:
             return str(model), None
         fresh = c.source == CCD_SOURCE and reason == "the bundled model"  # a photo model, not a detector one
-        target = Path(c.workdir.text()).expanduser() / ("model_ccd" if c.source == CCD_SOURCE else "model")
+        wd = WorkingDirectory(Path(c.workdir.text()).expanduser())
+        target = wd.model_ccd if c.source == CCD_SOURCE else wd.model
         what = "is the bundled model" if reason == "the bundled model" else "is read-only"
         c.model.set_text(str(target))
         if model_folder.holds_model(target):
@@ -74,7 +77,7 @@ class LoopActions:
         and show the measurements of all of them in the Results tab."""
         w = self.window
         c = w.controls
-        out = str(Path(c.workdir.text()) / stages.SEGMENT_FOLDER)
+        out = str(WorkingDirectory(c.workdir.text()).segmented)
         return w.run_job(STAGE_TITLES[SEGMENT_ALL], stages.segment_job, c.model.text(), c.photos.text(), out,
                          review=False, on_done=w._segment_done, isolated=True,
                          **w.calibration.segment_values())
@@ -86,7 +89,7 @@ class LoopActions:
         c = w.controls
         workdir = Path(c.workdir.text())
         model, start_from = self.writable_model(STAGE_TITLES[REFINE])
-        history = Path(start_from or model) / "history.csv"
+        history = Path(start_from or model) / HISTORY_FILE
         rounds, epochs = c.rounds.value(), c.epochs.value()
         w.training.start(rounds * epochs, history)
         w.training.batch.setVisible(False)  # the progress bar below follows the whole round

@@ -27,6 +27,8 @@ from PyQt5.QtWidgets import (
 )
 
 from core import model_folder
+from core.model_folder import HISTORY_FILE
+from core.workdir import WorkingDirectory
 from gui import dialogs, stages
 from gui.calibration_panel import CalibrationController
 from gui.controls import (
@@ -158,7 +160,7 @@ class MainWindow(QMainWindow):
             if model_folder.holds_model(model_folder.BUNDLED_MODEL):
                 c.model.set_text(str(model_folder.BUNDLED_MODEL))
             elif c.workdir.text():
-                c.model.set_text(str(Path(c.workdir.text()) / "model"))
+                c.model.set_text(str(WorkingDirectory(c.workdir.text()).model))
         if not c.photos.text() and c.workdir.text():
             for name in ("photos", "images"):
                 folder = Path(c.workdir.text()) / name
@@ -183,14 +185,14 @@ class MainWindow(QMainWindow):
                 self.log(f"Could not tidy the working directory yet ({exc}); the next stage will.")
         self.pool.set_workdir(text or None)
         if text:
-            out = Path(text) / stages.SEGMENT_FOLDER
+            out = WorkingDirectory(text).segmented
             if (out / "objects.csv").is_file():
                 self.results.load(out)
         self._model_changed()
 
     def _model_changed(self) -> None:
         if self.controls.model.text() and not self.runner.running:
-            self.training.load_history(Path(self.controls.model.text()) / "history.csv")
+            self.training.load_history(Path(self.controls.model.text()) / HISTORY_FILE)
 
     # -- log and messages ---------------------------------------------------------
     def log(self, text: str) -> None:
@@ -236,7 +238,7 @@ class MainWindow(QMainWindow):
             values = dialogs.ask_ccd_settings(self)
             if values is None:
                 return False
-            out = str(Path(workdir) / stages.CCD_FOLDER)
+            out = str(WorkingDirectory(workdir).ccd)
             return self.run_job("Simulate CCD frames", stages.simulate_ccd_job, out, values=values,
                                 on_done=lambda _r: self._show_pool(CCD))
         if stage == SYNTHESIZE:
@@ -245,13 +247,13 @@ class MainWindow(QMainWindow):
                                 on_done=lambda _r: self._show_pool(SYNTHETIC))
         if stage == TRAIN:
             model, start_from = self.loop.writable_model(title)
-            self.training.start(c.epochs.value(), Path(start_from or model) / "history.csv")
+            self.training.start(c.epochs.value(), Path(start_from or model) / HISTORY_FILE)
             self.tabs.setCurrentWidget(self.training)
             return self.run_job(title, stages.train_job, str(c.training_data_dir()), model,
                                 epochs=c.epochs.value(), batch_size=c.batch.value(), seed=c.seed.value(),
                                 patch_size=max(32, c.size.value() // 32 * 32), start_from=start_from,
                                 on_done=self._training_done, isolated=True)
-        out = str(Path(workdir) / stages.SEGMENT_FOLDER)
+        out = str(WorkingDirectory(workdir).segmented)
         return self.run_job(title, stages.segment_job, c.model.text(), c.photo.text(), out,
                             on_done=self._segment_done, isolated=True, **self.calibration.segment_values())
 
@@ -370,7 +372,7 @@ class MainWindow(QMainWindow):
     def _training_done(self, result) -> None:
         self.training.finished(result.summary() if hasattr(result, "summary") else "Training finished.")
         if not self.training.epochs:
-            self.training.load_history(Path(self.controls.model.text()) / "history.csv")
+            self.training.load_history(Path(self.controls.model.text()) / HISTORY_FILE)
 
     def _segment_done(self, outcome) -> None:
         self.results.load(outcome.out_dir)
@@ -386,7 +388,7 @@ class MainWindow(QMainWindow):
         if problem is not None:
             self._message("warn", "Check the fields", problem[1])
             return
-        out = str(Path(c.workdir.text()) / stages.SEGMENT_FOLDER)
+        out = str(WorkingDirectory(c.workdir.text()).segmented)
         self.run_job("Open review", stages.open_review_job, c.photo.text(), out, c.model.text(),
                      on_done=self._segment_done)
 

@@ -35,6 +35,7 @@ from PyQt5.QtWidgets import (
 )
 
 from core.imageio import IMAGE_EXTENSIONS, read_image, to_display_uint8
+from core.workdir import WorkingDirectory
 from gui import dialogs
 from gui.image_view import array_to_qimage, boundary, class_colour
 
@@ -167,7 +168,7 @@ class ThumbnailModel(QAbstractListModel):
 
 def pool_items(workdir: Path) -> tuple[list[tuple[str, Path, Path | None]], dict[str, str], dict[str, str]]:
     """The pool's objects as (name, crop, mask), with a tooltip and a caption per name."""
-    from core.workdir import WorkingDirectory
+
 
     wd = WorkingDirectory(workdir)
     try:
@@ -277,9 +278,8 @@ class PoolView(QWidget):
             if self.mode == POOL:
                 items, tips, labels = pool_items(self.workdir)
             else:
-                from gui.stages import CCD_FOLDER
-
-                folder = self.workdir / ("synthetic" if self.mode == SYNTHETIC else CCD_FOLDER)
+                wd = WorkingDirectory(self.workdir)
+                folder = wd.synthetic if self.mode == SYNTHETIC else wd.ccd
                 items = paired_items(folder)
         self.model.set_items(items, classes=self.mode != POOL, tooltips=tips, labels=labels)
         what = {POOL: "objects in the pool", SYNTHETIC: "synthetic images", CCD: "simulated frames"}[self.mode]

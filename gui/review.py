@@ -9,7 +9,6 @@ object pool. Every fill and every pick can be undone.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -261,14 +260,13 @@ class ReviewSession:
 
 
 def _class_names(model_dir: str | Path | None) -> list[str] | None:
-    """Class names from the model's model.json, when it says them."""
+    """Class names from the model's description, when it is a valid one."""
+    from core.errors import UserInputError
+    from core.model_folder import read_meta
+
     if not model_dir:
         return None
     try:
-        info = json.loads((Path(model_dir) / "model.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return list(read_meta(model_dir)["classes"])
+    except UserInputError:
         return None
-    names = info.get("classes") or info.get("class_names")
-    if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
-        return names
-    return None

@@ -15,9 +15,6 @@ from pathlib import Path
 
 from core.progress import Progress
 
-SEGMENT_FOLDER = "segmented"
-CCD_FOLDER = "synthetic_ccd"
-
 
 def settings_for(cls, **values):
     """An instance of the settings dataclass ``cls`` with ``values`` for
@@ -67,7 +64,8 @@ def train_job(data_dir: str, model_dir: str, *, epochs: int, batch_size: int, se
               patch_size: int | None = None, start_from: str | None = None, progress):
     import inspect
 
-    from training.train import TrainSettings, run_training
+    from training.settings import TrainSettings
+    from training.train import run_training
 
     values = {"epochs": epochs, "batch_size": batch_size, "seed": seed}
     if patch_size:

@@ -43,7 +43,8 @@ def run_pipeline(images: str | Path, workdir: str | Path, model_dir: str | Path,
     from evaluation.segment import run_segment
     from segmentation.autoseg import AutosegSettings, run_autoseg
     from synthetic.compose import SynthesisSettings, run_synthesize
-    from training.train import TrainSettings, run_training
+    from training.settings import TrainSettings
+    from training.train import run_training
 
     settings = settings or PipelineSettings()
     if epochs is not None:
@@ -54,7 +55,7 @@ def run_pipeline(images: str | Path, workdir: str | Path, model_dir: str | Path,
         raise UserInputError("The model folder must differ from the working directory")
     check_writable(model_dir)
     wd = WorkingDirectory(workdir)
-    result = PipelineResult(segmented=str(wd.root / "segmented"))
+    result = PipelineResult(segmented=str(wd.segmented))
 
     def step(name, start, stop):
         return SubProgress(progress, start, stop, name)
@@ -80,7 +81,7 @@ def run_pipeline(images: str | Path, workdir: str | Path, model_dir: str | Path,
     if trained.cancelled or progress.cancelled:
         result.cancelled = True
         return result
-    result.steps["segmentation"] = run_segment(model_dir, images, wd.root / "segmented",
+    result.steps["segmentation"] = run_segment(model_dir, images, wd.segmented,
                                                progress=step("segmentation", 0.9, 1.0))
     result.cancelled = result.steps["segmentation"].cancelled
     return result

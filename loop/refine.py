@@ -28,13 +28,13 @@ from scipy import ndimage as ndi
 from core.errors import ImageReadError, UserInputError
 from core.imageio import (
     list_images,
-    output_stems,
     percentile_range,
     read_image,
     to_gray,
     to_gray_float,
     write_image,
 )
+from core.photos import PhotoLoop
 from core.progress import Progress, SubProgress
 from core.workdir import WorkingDirectory
 
@@ -187,25 +187,17 @@ def refine_pool(images, workdir: WorkingDirectory, model_dir, settings: RefineSe
     by_photo: dict[str, list[dict]] = {}
     for row in rows:
         by_photo.setdefault(row["source_image"], []).append(row)
-    refine_dir = workdir.root / "refine"
+    refine_dir = workdir.refine
     auto_stats = workdir.load_project().get("stages", {}).get("autoseg", {}).get("photos", {})
     stats, added, retire = {}, 0, []
-    stems = output_stems(files)
-    for i, path in enumerate(files):
-        if progress.cancelled:
-            break
-        progress.update(i, len(files), f"finding confident objects in {path.name}")
-        try:
-            image = read_image(path)
-        except ImageReadError as exc:
-            progress.log(f"skipped: {exc}")
-            continue
+    photos = PhotoLoop(files, progress, doing="finding confident objects in")
+    for i, path, image in photos:
         _, scale, fg = segment_photo(model, meta, image, return_foreground=True,
                                      start=(start_scales or {}).get(path.name, 0.0))
         _, fg_m = predict_mask(model, meta, np.ascontiguousarray(image[:, ::-1]), scale=scale,
                                return_foreground=True)
         found = confident_objects(fg, fg_m[:, ::-1], settings)
-        mask_file = f"refine/{stems[path]}_mask.png"
+        mask_file = f"{WorkingDirectory.REFINE}/{photos.stem(path)}_mask.png"
         measured = _photo_stats(image, to_gray_float(image), found.labels, found.chosen, mask_file, 0)
         classical_polarity = auto_stats.get(path.name, {}).get("polarity")
         if found.labels.any() and classical_polarity and measured["polarity"] != classical_polarity:
@@ -235,7 +227,7 @@ def refine_pool(images, workdir: WorkingDirectory, model_dir, settings: RefineSe
         classical = _auto_mask(workdir, auto_stats.get(path.name))
         if classical is not None and classical.shape == removed.shape:
             removed |= classical
-        write_image(refine_dir / f"{stems[path]}_mask.png", removed.astype(np.uint8) * np.uint8(255))
+        write_image(refine_dir / f"{photos.stem(path)}_mask.png", removed.astype(np.uint8) * np.uint8(255))
         kept_auto = sum(1 for r in by_photo.get(path.name, []) if r.get("origin") == "auto"
                         and r["file"] not in retire)
         stats[path.name] = {**measured, "pooled": kept_auto + len(written)}
@@ -245,7 +237,8 @@ def refine_pool(images, workdir: WorkingDirectory, model_dir, settings: RefineSe
 
 
 # What a round changes in the working directory (and reads: autoseg masks).
-ROUND_PARTS = ("objects", "autoseg", "refine", "synthetic", "segmented", "project.json")
+ROUND_PARTS = (WorkingDirectory.OBJECTS, WorkingDirectory.AUTOSEG, WorkingDirectory.REFINE,
+               WorkingDirectory.SYNTHETIC, WorkingDirectory.SEGMENTED, WorkingDirectory.PROJECT)
 
 
 def run_refine(images: str | Path, workdir: str | Path, model_dir: str | Path, *, rounds: int = 1,
@@ -262,12 +255,12 @@ def run_refine(images: str | Path, workdir: str | Path, model_dir: str | Path, *
     ``start_from``: a model folder to start from when ``model_dir`` holds
     no model yet (the bundled model); it is never changed itself.
     """
-    from core.model_folder import check_writable, holds_model
+    from core.model_folder import check_writable, holds_model, read_meta
     from core.transaction import Transaction
-    from evaluation.model_io import read_meta
     from evaluation.segment import previous_scales, run_segment
     from synthetic.compose import SynthesisSettings, run_synthesize
-    from training.train import TrainSettings, run_training
+    from training.settings import TrainSettings
+    from training.train import run_training
 
     settings = settings or RefineSettings()
     progress = progress or Progress()
@@ -282,7 +275,7 @@ def run_refine(images: str | Path, workdir: str | Path, model_dir: str | Path, *
     if holds_model(model_dir):
         start_from = None
     meta = read_meta(start_from if start_from is not None else model_dir)
-    result = RefineResult(segmented=str(wd.root / "segmented"))
+    result = RefineResult(segmented=str(wd.segmented))
     train_settings = TrainSettings(**{k: v for k, v in meta.get("training", {}).items()
                                       if k in TrainSettings.__dataclass_fields__})
     train_settings.epochs = settings.epochs
@@ -302,7 +295,7 @@ def run_refine(images: str | Path, workdir: str | Path, model_dir: str | Path, *
             # starts its scale check where the last segmentation ended, rather than
             # at the retrained model's first look (which misjudged large particles
             # by 2-5x after a round).
-            scales = previous_scales(staged.root / "segmented")
+            scales = previous_scales(staged.segmented)
             added, retired = refine_pool(images, staged, model, settings, part(0.0, 0.2, "pool"), scales)
             if progress.cancelled:
                 result.cancelled = True
@@ -316,7 +309,7 @@ def run_refine(images: str | Path, workdir: str | Path, model_dir: str | Path, *
             if trained.cancelled or progress.cancelled:
                 result.cancelled = True
                 break
-            result.last_segment = run_segment(model, images, staged.root / "segmented",
+            result.last_segment = run_segment(model, images, staged.segmented,
                                               progress=part(0.9, 1.0, "segmentation"), start_scales=scales)
             if progress.cancelled or getattr(result.last_segment, "cancelled", False):
                 result.cancelled = True

@@ -35,7 +35,8 @@ def main() -> None:
 
     from segmentation.autoseg import run_autoseg
     from synthetic.compose import SynthesisSettings, run_synthesize
-    from training.train import TrainSettings, run_training
+    from training.settings import TrainSettings
+    from training.train import run_training
 
     progress = TerminalProgress()
     with tempfile.TemporaryDirectory() as tmp:

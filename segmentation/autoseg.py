@@ -15,16 +15,15 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
-from core.errors import ImageReadError, UserInputError
+from core.errors import UserInputError
 from core.imageio import (
     list_images,
-    output_stems,
     percentile_range,
-    read_image,
     to_gray,
     to_gray_float,
     write_image,
 )
+from core.photos import PhotoLoop
 from core.progress import Progress
 from core.workdir import WorkingDirectory
 from segmentation.annotations import find_annotations, is_annotation_like
@@ -225,7 +224,7 @@ class AutosegResult:
 
 
 # What auto-segmentation changes in the working directory.
-AUTOSEG_PARTS = ("objects", "autoseg", "project.json")
+AUTOSEG_PARTS = (WorkingDirectory.OBJECTS, WorkingDirectory.AUTOSEG, WorkingDirectory.PROJECT)
 
 
 def run_autoseg(images: str | Path, workdir: str | Path, *, settings: AutosegSettings | None = None,
@@ -270,25 +269,14 @@ def _autoseg(images, files: list[Path], wd: WorkingDirectory, settings: AutosegS
     done_before = {row["source_image"] for row in wd.read_index() if row.get("origin") == "auto"}
     previous = wd.load_project().get("stages", {}).get("autoseg", {})
     result = AutosegResult(per_photo=dict(previous.get("photos", {})))
-    stems = output_stems(files)
-    for i, path in enumerate(files):
-        if progress.cancelled:
-            result.cancelled = True
-            break
-        progress.update(i, len(files), f"auto-segmenting {path.name}")
-        if path.name in done_before and not settings.redo:
-            result.skipped += 1
-            progress.log(f"{path.name}: already in the pool, skipped")
-            continue
-        try:
-            image = read_image(path, warn=progress.log)
-        except ImageReadError as exc:
-            result.failed.append(path.name)
-            progress.log(f"skipped: {exc}")
-            continue
+    def already_pooled(path: Path) -> str | None:
+        return "already in the pool, skipped" if path.name in done_before and not settings.redo else None
+
+    photos = PhotoLoop(files, progress, doing="auto-segmenting", skip=already_pooled)
+    for i, path, image in photos:
         found = find_objects(image, polarity=settings.polarity, min_confidence=settings.min_confidence,
                              min_area_fraction=settings.min_area_fraction, work_size=settings.work_size)
-        stem = stems[path]
+        stem = photos.stem(path)
         write_image(wd.autoseg / f"{stem}_mask.png", found.foreground.astype(np.uint8) * np.uint8(255))
         confidences = {s.label: s.confidence for s in found.scores}
         written = add_objects(wd.root, image, found.labels, found.pooled, source_image=path.name,
@@ -310,6 +298,7 @@ def _autoseg(images, files: list[Path], wd: WorkingDirectory, settings: AutosegS
         }
         progress.log(f"{path.name}: {found.count} objects ({found.polarity} on the background), "
                      f"{len(found.pooled)} pooled")
+    result.failed, result.skipped, result.cancelled = photos.skipped, photos.passed, photos.cancelled
     if result.photos == 0 and result.failed and not result.skipped:
         raise UserInputError(f"None of the {len(files)} photo(s) in {images} could be read "
                              f"(first: {result.failed[0]})")

@@ -100,7 +100,7 @@ def add_objects(
         )
     root = WorkingDirectory(workdir).ensure().root
     with Transaction(root) as tx:
-        tx.stage(root / "objects")
+        tx.stage(root / WorkingDirectory.OBJECTS)
         written = _add_objects(WorkingDirectory(tx.root), image, labels, object_ids, source_image, origin,
                                classes, confidences, variants, seed, margin)
         tx.commit()
@@ -209,10 +209,10 @@ def delete_objects(workdir: str | Path, files: Sequence[str]) -> int:
     from core.transaction import Transaction
 
     root = WorkingDirectory(workdir).root
-    if not (root / "objects").is_dir():
+    if not (root / WorkingDirectory.OBJECTS).is_dir():
         return 0
     with Transaction(root) as tx:
-        tx.stage(root / "objects")
+        tx.stage(root / WorkingDirectory.OBJECTS)
         removed = _delete_objects(WorkingDirectory(tx.root), files)
         tx.commit()
     return removed

@@ -268,7 +268,7 @@ def run_synthesize(workdir: str | Path, *, settings: SynthesisSettings | None = 
     if not real.root.is_dir():
         raise UserInputError(f"The working directory does not exist: {real.root}")
     with Transaction(real.root) as tx:
-        for part in ("synthetic", "project.json"):
+        for part in (WorkingDirectory.SYNTHETIC, WorkingDirectory.PROJECT):
             tx.stage(real.root / part)
         result = _synthesize(real, WorkingDirectory(tx.root), settings, progress)
         result.folder = str(real.synthetic)

@@ -12,6 +12,7 @@ from scipy import ndimage as ndi
 
 from core.errors import ImageReadError, UserInputError
 from core.imageio import read_image, to_gray, to_gray_float
+from core.photos import PhotoLoop
 from core.progress import Progress
 from core.workdir import WorkingDirectory
 from segmentation.annotations import find_annotations
@@ -170,12 +171,11 @@ def load_backgrounds(workdir: WorkingDirectory, folder: Path | None, photos: dic
             progress.log(f"The photos folder {folder} is not available: using generated backgrounds only")
         return []
     out = []
-    for i, photo in enumerate(chosen):
-        if progress.cancelled:
-            break
-        progress.update(i, len(chosen), f"preparing background from {photo.name}")
+    by_path = {folder / photo.name: photo for photo in chosen}
+    photos = PhotoLoop(list(by_path), progress, doing="preparing background from", skipped_note="background skipped")
+    for _, path, image in photos:
+        photo = by_path[path]
         try:
-            image = read_image(folder / photo.name)
             objects = read_image(mask_path(workdir, photo.mask)) > 0
         except ImageReadError as exc:
             progress.log(f"background skipped: {exc}")

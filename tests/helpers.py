@@ -32,7 +32,7 @@ def match_count(pred_labels: np.ndarray, true_labels: np.ndarray, ids=None, thre
 
 def tiny_training(epochs=6, seed=0):
     """Training settings small enough for tests: a depth-2 U-Net on 64-pixel patches."""
-    from training.train import TrainSettings
+    from training.settings import TrainSettings
 
     return TrainSettings(epochs=epochs, batch_size=4, patch_size=64, depth=2, base_filters=8,
                          preset="cpu", seed=seed, patience=50, tile_size=128)

@@ -51,7 +51,8 @@ def test_training_starts_from_a_copy_of_the_bundled_model_which_never_changes(tm
 
     from core.progress import Progress
     from training.history import read_history
-    from training.train import TrainSettings, run_training
+    from training.settings import TrainSettings
+    from training.train import run_training
 
     before = _digest(BUNDLED)
     data = make_discs(tmp_path / "data", count=4, size=64)

@@ -212,8 +212,8 @@ def test_a_stage_killed_anywhere_loses_nothing_and_a_rerun_finishes_it(start, tm
 
 
 def test_training_killed_anywhere_leaves_a_whole_model_that_a_rerun_finishes(start, tmp_path):
+    from core.model_folder import meta_problem
     from core.transaction import recover
-    from evaluation.model_io import meta_problem
 
     code = ('from helpers import tiny_training; from training.train import run_training; '
             'run_training("{root}/wd/synthetic", "{root}/model", settings=tiny_training(epochs=3))')

@@ -34,7 +34,8 @@ def model_dir(tmp_path_factory):
     """A tiny trained model folder with 2 classes."""
     from test_train import TINY, make_discs
 
-    from training.train import TrainSettings, run_training
+    from training.settings import TrainSettings
+    from training.train import run_training
 
     data = make_discs(tmp_path_factory.mktemp("discs"), count=6)
     folder = tmp_path_factory.mktemp("model")

@@ -9,7 +9,8 @@ from core.errors import UserInputError
 from core.imageio import read_image, write_image
 from core.progress import Progress
 from training.history import parse_epoch_line, read_history
-from training.train import TrainSettings, run_training
+from training.settings import TrainSettings
+from training.train import run_training
 
 TINY = dict(batch_size=4, depth=2, base_filters=8, val_fraction=0.25, learning_rate=3e-3)
 

@@ -103,3 +103,15 @@ def test_epoch_line_round_trip():
     assert line == "epoch 3/30: loss=0.25 val_iou_hot_pixel=0.5"
     assert parse_epoch_line(line) == (3, 30, {"loss": 0.25, "val_iou_hot_pixel": 0.5})
     assert parse_epoch_line("Training: new U-Net") is None
+
+
+def test_a_classes_file_beside_the_synthesis_description_keeps_the_object_size(tmp_path):
+    import json
+
+    from training.data_files import read_class_names, read_description
+
+    (tmp_path / "synthesis.json").write_text(json.dumps({"object_diameter": 24.5, "classes": ["background", "object"]}))
+    (tmp_path / "classes.json").write_text(json.dumps(["background", "particle"]))
+    description = read_description(tmp_path)
+    assert description["object_diameter"] == 24.5  # from synthesis.json
+    assert read_class_names(tmp_path, 2) == ["background", "particle"]  # the user's names win

@@ -126,10 +126,13 @@ DESCRIPTIONS = ("classes.json", "simulation.json", "synthesis.json")
 
 
 def read_description(folder: Path) -> dict:
-    """The description written next to a data set by the stage that made it
-    (``simulation.json``, ``synthesis.json``) or by hand (``classes.json``:
-    a list of class names, or {"classes": [...]}); {} when there is none."""
-    for name in DESCRIPTIONS:
+    """The description of a data set: what the stage that made it wrote next
+    to it (``simulation.json``, ``synthesis.json``) merged with what the user
+    wrote by hand (``classes.json``: a list of class names, or
+    {"classes": [...]}), the earlier file of ``DESCRIPTIONS`` winning where
+    two say the same key; {} when there is none."""
+    merged: dict = {}
+    for name in reversed(DESCRIPTIONS):
         path = Path(folder) / name
         if not path.is_file():
             continue
@@ -137,8 +140,8 @@ def read_description(folder: Path) -> dict:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        return {"classes": data} if isinstance(data, list) else data if isinstance(data, dict) else {}
-    return {}
+        merged.update({"classes": data} if isinstance(data, list) else data if isinstance(data, dict) else {})
+    return merged
 
 
 def read_class_names(folder: Path, num_classes: int) -> list[str]:

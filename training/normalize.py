@@ -27,8 +27,9 @@ from __future__ import annotations
 import numpy as np
 
 from core.imageio import percentile_range
+from core.model_folder import NORMALIZATION_MODES
 
-MODES = ("percentile", "detector")
+MODES = NORMALIZATION_MODES
 DEFAULT_PERCENTILE = {"mode": "percentile", "low": 0.5, "high": 99.5}
 DEFAULT_DETECTOR = {"mode": "detector", "softening": 3.0}
 

@@ -13,8 +13,8 @@ import numpy as np
 
 from core.atomic import write_json_atomic
 from core.errors import UserInputError
+from core.model_folder import HISTORY_FILE, META_FILE, META_FORMAT, MODEL_FILE, load_keras_model, read_meta
 from core.workdir import now_iso, software_versions
-from evaluation.model_io import META_FILE, META_FORMAT, MODEL_FILE, load_keras_model, read_meta
 from training import dataset as ds
 from training.data_files import DataSet, read_description, scan_data
 from training.history import read_history
@@ -91,7 +91,7 @@ def _compile(model, optimizer, settings, class_weights, class_names) -> None:
 def _optimizer(settings):
     import keras
 
-    from training.train import OPTIMIZERS
+    from training.settings import OPTIMIZERS
 
     rate = settings.learning_rate if settings.learning_rate is not None else OPTIMIZERS[settings.optimizer]
     if settings.optimizer == "adadelta":
@@ -145,6 +145,9 @@ def prepare(data_dir: Path, model_dir: Path, settings, progress, validation,
                                               max_ratio=settings.max_class_weight_ratio)
     keras.utils.set_random_seed(settings.seed)
     if meta:
+        from training.losses import keras_objects
+
+        keras_objects()  # registers the loss so the compiled model can be rebuilt
         model = load_keras_model(origin / MODEL_FILE, compile=True)
         # A model saved for segmenting only (the bundled one) has no optimiser: a fresh one.
         optimizer = getattr(model, "optimizer", None) or _optimizer(settings)
@@ -175,7 +178,7 @@ def prepare(data_dir: Path, model_dir: Path, settings, progress, validation,
                 model, train_ds, val_ds, steps, val_steps, patch_size=size, created=now_iso(),
                 start_from=start_from)
     if meta:
-        rows = read_history(origin / "history.csv")
+        rows = read_history(origin / HISTORY_FILE)
         recorded = max([int(float(r["epoch"])) for r in rows], default=0)
         done = max(recorded, int(meta.get("epochs_done", 0)))
         if done > recorded and meta.get("metrics"):
