@@ -12,7 +12,7 @@ QT_DEBS := libgl1 libglib2.0-0 libfontconfig1 libxkbcommon-x11-0 libdbus-1-3 \
            libxcb-render-util0 libxcb-shape0 libxcb-randr0 libxcb-xfixes0 \
            libxcb-xkb1 libxkbcommon0 fonts-dejavu-core
 
-.PHONY: run test lint screenshot system-deps clean
+.PHONY: run test test-fast lint screenshot system-deps clean
 
 run: $(STAMP) system-deps
 	$(PY) app.py --workdir working_directory
@@ -20,6 +20,11 @@ run: $(STAMP) system-deps
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
+
+# The quick lane while working: no window, no TensorFlow, no child processes.
+test-fast: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q -m "not slow and not gui"
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -274,7 +274,6 @@ def _check_before_tensorflow(args) -> None:
 
 
 NEEDS_TENSORFLOW = {"train", "segment", "pipeline", "refine"}
-LOCAL_PACKAGES = {"core", "segmentation", "synthetic", "training", "evaluation", "gui", "loop"}
 
 HANDLERS = {
     "autoseg": _run_autoseg,
@@ -313,11 +312,6 @@ def run_cli(argv: list[str]) -> int:
     except (KeyboardInterrupt, StageCancelled):
         print("cancelled", file=sys.stderr)
         return 1
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.split(".")[0] in LOCAL_PACKAGES:
-            print(f"error: the '{args.command}' stage is not available in this version", file=sys.stderr)
-            return 2
-        raise
 
 
 def main() -> int:

@@ -197,16 +197,8 @@ def _default(f: dataclasses.Field):
 def ask_ccd_settings(window) -> dict | None:
     """The CCD simulator's settings, asked in a dialog that starts from the
     window's Synthetic images, Image size and Random seed (which then follow
-    the answer); None if cancelled or the simulator is not available."""
-    from gui import stages
-
-    try:
-        cls = stages.ccd_settings_class()
-    except ImportError:
-        text = "The Simulate CCD frames stage is not available yet in this version of SegLoop."
-        window.log(text)
-        window._message("inform", "Not available yet", text)
-        return None
+    the answer); None if cancelled."""
+    from synthetic.ccd import CCDSettings as cls
     c = window.controls
     values = ask_dataclass_settings(
         window, cls, window.settings, "ccd", {"count": c.count.value(), "size": c.size.value(),

@@ -21,21 +21,6 @@ from collections.abc import Callable
 from core.errors import StageCancelled, UserInputError
 from core.progress import Progress
 
-# Packages of this application: a missing one means a stage that this
-# version does not ship yet, not a broken installation.
-LOCAL_PACKAGES = {"core", "segmentation", "synthetic", "training", "evaluation", "gui", "loop"}
-
-
-def is_missing_stage(exc: ImportError) -> bool:
-    """True when an import failed because a package of this application
-    (not a third-party library) lacks the module or name."""
-    name = getattr(exc, "name", None) or ""
-    return name.split(".")[0] in LOCAL_PACKAGES
-
-
-class StageUnavailable(Exception):
-    """The stage's module is not part of this version."""
-
 
 class ChildFailed(Exception):
     """The stage failed in the child with an unexpected error; ``details``
@@ -97,9 +82,6 @@ def _child_main(conn, cancel_event, fn: Callable, args: tuple, kwargs: dict, int
         message = ("failed", "input", str(exc), "")
     except StageCancelled:
         message = ("failed", "cancelled", "", "")
-    except ImportError as exc:
-        kind = "unavailable" if is_missing_stage(exc) else "error"
-        message = ("failed", kind, _describe(exc), traceback.format_exc())
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which shows it
         message = ("failed", "error", _describe(exc), traceback.format_exc())
     try:
@@ -132,8 +114,6 @@ def run_in_child(fn: Callable, args: tuple, kwargs: dict, progress: Progress, *,
     UserInputError, StageCancelled
         As raised by the stage in the child (also when the child was ended
         on a cancel).
-    StageUnavailable
-        When the stage's module is missing from this version.
     ChildFailed
         For any other error, or when the child died (killed, out of memory).
     """
@@ -188,6 +168,4 @@ def run_in_child(fn: Callable, args: tuple, kwargs: dict, progress: Progress, *,
         raise UserInputError(text)
     if kind == "cancelled":
         raise StageCancelled("cancelled by the user")
-    if kind == "unavailable":
-        raise StageUnavailable(text)
     raise ChildFailed(text, details)

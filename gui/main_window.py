@@ -335,8 +335,7 @@ class MainWindow(QMainWindow):
                 recover(self.controls.workdir.text())
             except OSError as exc:
                 self.log(f"Could not tidy the working directory yet ({exc}); the next stage will.")
-        self.progress.finish({"input": "stopped", "unavailable": "not available",
-                              "cancelled": "cancelled", "error": "failed"}[failure.kind])
+        self.progress.finish({"input": "stopped", "cancelled": "cancelled", "error": "failed"}[failure.kind])
         worker = self.runner.worker
         message = failure.message
         if failure.kind == "cancelled" and worker is not None and worker.name == STAGE_TITLES[TRAIN]:
@@ -351,8 +350,6 @@ class MainWindow(QMainWindow):
             self.log(failure.details)
         if failure.kind == "input":
             self._message("warn", "Please check", failure.message)
-        elif failure.kind == "unavailable":
-            self._message("inform", "Not available yet", failure.message)
         elif failure.kind == "error":
             self._message("error", "Something went wrong",
                           failure.message + " The details are in the log.")

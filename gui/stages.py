@@ -2,81 +2,48 @@
 
 Each job imports its stage module when it runs (never at start-up: the
 window must open fast and TensorFlow loads only for training and
-segmentation) and calls the stage function with plain arguments. A stage
-that this version does not ship yet raises ``ModuleNotFoundError`` for one
-of the application's packages, which the worker turns into a clear
-"not available yet" message.
+segmentation) and calls the stage function with plain arguments.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-
-from core.progress import Progress
-
-
-def settings_for(cls, **values):
-    """An instance of the settings dataclass ``cls`` with ``values`` for
-    the fields it has; the names it lacks are returned so they can be logged."""
-    names = {f.name for f in fields(cls)}
-    return cls(**{k: v for k, v in values.items() if k in names}), sorted(set(values) - names)
-
-
-def _log_unused(progress, stage: str, unused: list[str]) -> None:
-    if unused:
-        progress.log(f"{stage}: this version does not use the setting(s) {', '.join(unused)}.")
 
 
 def autoseg_job(images_dir: str, workdir: str, *, polarity: str, seed: int, progress):
     from segmentation.autoseg import AutosegSettings, run_autoseg
 
-    settings, unused = settings_for(AutosegSettings, polarity=polarity, seed=seed)
-    _log_unused(progress, "Auto-segment", unused)
+    settings = AutosegSettings(polarity=polarity, seed=seed)
     return run_autoseg(images_dir, workdir, settings=settings, progress=progress)
 
 
 def synthesize_job(workdir: str, *, count: int, size: int, seed: int, objects_per_image: int, progress):
     from synthetic.compose import SynthesisSettings, run_synthesize
 
-    settings, unused = settings_for(SynthesisSettings, count=count, size=size, seed=seed,
-                                    objects_per_image=objects_per_image)
-    _log_unused(progress, "Create synthetic data", unused)
+    settings = SynthesisSettings(count=count, size=size, seed=seed, objects_per_image=objects_per_image)
     return run_synthesize(workdir, settings=settings, progress=progress)
 
 
 def simulate_ccd_job(out_dir: str, *, values: dict, progress):
     from synthetic.ccd import CCDSettings, run_simulate_ccd
 
-    settings, unused = settings_for(CCDSettings, **values)
-    _log_unused(progress, "Simulate CCD frames", unused)
+    settings = CCDSettings(**values)
     return run_simulate_ccd(out_dir, settings=settings, progress=progress)
-
-
-def ccd_settings_class():
-    """The CCD simulator's settings dataclass (imported on demand)."""
-    from synthetic.ccd import CCDSettings
-
-    return CCDSettings
 
 
 def train_job(data_dir: str, model_dir: str, *, epochs: int, batch_size: int, seed: int,
               patch_size: int | None = None, start_from: str | None = None, progress):
-    import inspect
-
     from training.settings import TrainSettings
     from training.train import run_training
 
     values = {"epochs": epochs, "batch_size": batch_size, "seed": seed}
     if patch_size:
         values["patch_size"] = patch_size
-    settings, unused = settings_for(TrainSettings, **values)
-    _log_unused(progress, "Train", unused)
-    extra = {}
-    # Per-epoch metrics reach the training view through this hook.
-    if "on_epoch_end" in inspect.signature(run_training).parameters and hasattr(progress, "epoch_end"):
-        extra["on_epoch_end"] = progress.epoch_end
-    return run_training(data_dir, model_dir, settings=settings, progress=progress, start_from=start_from, **extra)
+    settings = TrainSettings(**values)
+    # Per-epoch metrics reach the Training tab through this hook.
+    return run_training(data_dir, model_dir, settings=settings, progress=progress, start_from=start_from,
+                        on_epoch_end=getattr(progress, "epoch_end", None))
 
 
 @dataclass
@@ -121,46 +88,15 @@ def read_photo_job(path: str, *, progress):
     return image
 
 
-class EpochLines(Progress):
-    """Passes everything on to ``parent`` and turns the training's per-epoch
-    log lines (``epoch N/M: key=value ...``) into ``parent.epoch_end``
-    calls, for stages that train without an ``on_epoch_end`` hook, so the
-    Training tab still draws its curves."""
-
-    def __init__(self, parent: Progress) -> None:
-        super().__init__()
-        self._parent = parent
-        self._cancel = parent._cancel  # Cancel reaches the stage through the shared flag
-
-    def on_update(self, done: int, total: int, message: str) -> None:
-        self._parent.update(done, total, message)
-
-    def on_interruptible(self, interruptible: bool) -> None:
-        self._parent.set_interruptible(interruptible)
-
-    def ends_at_once(self) -> bool:
-        return self._parent.ends_at_once()
-
-    def on_log(self, text: str) -> None:
-        from training.history import parse_epoch_line
-
-        self._parent.log(text)
-        parsed = parse_epoch_line(text)
-        if parsed is not None and hasattr(self._parent, "epoch_end"):
-            self._parent.epoch_end(parsed[0], parsed[2])
-
-
 def refine_job(photos: str, workdir: str, model_dir: str, *, rounds: int, epochs: int, count: int, size: int,
                seed: int, start_from: str | None = None, progress):
     """Self-training rounds; ``start_from`` (a bundled or read-only model) is
     the starting point for ``model_dir`` and never changes itself."""
     from loop.refine import RefineSettings, run_refine
 
-    settings, unused = settings_for(RefineSettings, epochs=epochs, synthetic_count=count,
-                                    synthetic_size=size, seed=seed)
-    _log_unused(progress, "Improve model", unused)
-    return run_refine(photos, workdir, model_dir, rounds=rounds, settings=settings, progress=EpochLines(progress),
-                      start_from=start_from)
+    settings = RefineSettings(epochs=epochs, synthetic_count=count, synthetic_size=size, seed=seed)
+    return run_refine(photos, workdir, model_dir, rounds=rounds, settings=settings, progress=progress,
+                      start_from=start_from, on_epoch_end=getattr(progress, "epoch_end", None))
 
 
 def first_photo(images: str) -> Path | None:

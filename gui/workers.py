@@ -21,7 +21,7 @@ from PyQt5.QtCore import QObject, QThread, pyqtSignal, pyqtSlot
 
 from core.errors import StageCancelled, UserInputError
 from core.progress import Progress
-from gui.isolated import ChildFailed, StageUnavailable, is_missing_stage, run_in_child
+from gui.isolated import ChildFailed, run_in_child
 
 
 @dataclass
@@ -29,7 +29,6 @@ class StageFailure:
     """Why a stage did not finish.
 
     ``kind`` is ``"input"`` (a user mistake, ``message`` says what to fix),
-    ``"unavailable"`` (the stage is not part of this version),
     ``"cancelled"`` or ``"error"`` (a program fault; ``details`` holds the
     traceback).
     """
@@ -119,21 +118,9 @@ class StageWorker(QObject):
             self.failure = StageFailure("input", str(exc))
         except StageCancelled:
             self.failure = StageFailure("cancelled", f"{self.name}: cancelled.")
-        except StageUnavailable as exc:
-            self.failure = StageFailure(
-                "unavailable", f"The {self.name} stage is not available yet in this version of SegLoop.", str(exc))
         except ChildFailed as exc:
             self.failure = StageFailure("error", f"{self.name} stopped because of an unexpected error ({exc}).",
                                         exc.details)
-        except ImportError as exc:
-            if is_missing_stage(exc):
-                self.failure = StageFailure(
-                    "unavailable",
-                    f"The {self.name} stage is not available yet in this version of SegLoop.",
-                    traceback.format_exc(),
-                )
-            else:
-                self.failure = _unexpected(self.name, exc)
         except Exception as exc:  # noqa: BLE001 - the window must survive any stage fault
             self.failure = _unexpected(self.name, exc)
         if self.failure is None:

@@ -19,6 +19,7 @@ One round, the loop the review tab offers by hand run on its own:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -243,7 +244,8 @@ ROUND_PARTS = (WorkingDirectory.OBJECTS, WorkingDirectory.AUTOSEG, WorkingDirect
 
 def run_refine(images: str | Path, workdir: str | Path, model_dir: str | Path, *, rounds: int = 1,
                settings: RefineSettings | None = None, progress: Progress | None = None,
-               start_from: str | Path | None = None) -> RefineResult:
+               start_from: str | Path | None = None,
+               on_epoch_end: Callable[[int, dict], None] | None = None) -> RefineResult:
     """Run ``rounds`` self-training rounds (see the module notes).
 
     Each round is all or nothing: it works on a staged copy of the pool,
@@ -254,6 +256,8 @@ def run_refine(images: str | Path, workdir: str | Path, model_dir: str | Path, *
 
     ``start_from``: a model folder to start from when ``model_dir`` holds
     no model yet (the bundled model); it is never changed itself.
+    ``on_epoch_end(epoch, logs)`` is called after every training epoch, as
+    by :func:`training.train.run_training`.
     """
     from core.model_folder import check_writable, holds_model, read_meta
     from core.transaction import Transaction
@@ -305,7 +309,7 @@ def run_refine(images: str | Path, workdir: str | Path, model_dir: str | Path, *
                                                                    seed=settings.seed + 1000 * (k + 1)),
                            progress=part(0.2, 0.3, "synthesis"))
             trained = run_training(staged.synthetic, model, settings=train_settings,
-                                   progress=part(0.3, 0.9, "training"))
+                                   progress=part(0.3, 0.9, "training"), on_epoch_end=on_epoch_end)
             if trained.cancelled or progress.cancelled:
                 result.cancelled = True
                 break

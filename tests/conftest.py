@@ -14,6 +14,21 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 
 import pytest  # noqa: E402
 
+# Tests that train or load a model (TensorFlow), or run stages in child
+# processes: left out of the fast lane (make test-fast), run by make test.
+SLOW_MODULES = {"test_bad_inputs", "test_default_model", "test_fault_injection", "test_fuzz_inputs", "test_predict",
+                "test_refine", "test_segment", "test_train", "test_train_cli", "test_transaction"}
+SLOW_FIXTURES = {"tiny_project"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        if module.startswith("test_gui_"):
+            item.add_marker(pytest.mark.gui)
+        if module in SLOW_MODULES or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def tiny_project(tmp_path_factory):

@@ -30,8 +30,19 @@ def test_finds_known_objects_on_both_polarities(polarity):
 
 
 def test_polarity_override_is_obeyed():
-    image, _ = render_particle_scene(polarity="dark", seed=4)
-    assert find_objects(image, polarity="bright").polarity == "bright"
+    image, truth = render_particle_scene(polarity="dark", seed=4)
+    particles = truth > 0
+
+    def iou(mask):
+        return (mask & particles).sum() / max((mask | particles).sum(), 1)
+
+    detected = find_objects(image)
+    forced = find_objects(image, polarity="bright")
+    assert detected.polarity == "dark" and forced.polarity == "bright"
+    assert iou(detected.foreground) > 0.7
+    # told the objects are bright, it does not return the dark particles
+    assert iou(forced.foreground) < 0.2
+    assert not forced.foreground.any() or image[forced.foreground].mean() > image[particles].mean()
 
 
 @pytest.mark.parametrize("polarity", ["dark", "bright"])

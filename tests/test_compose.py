@@ -131,7 +131,7 @@ def test_images_and_masks_pair_by_name_and_hold_objects(workdir):
         if (mask > 0).any() and (mask == 0).any():
             # dark particles: labelled pixels darker than the rest
             assert image[mask > 0].mean() < image[mask == 0].mean()
-        assert image.min() > 0 or image.max() < 255 or image.std() > 5  # never a black or flat image
+        assert image.std() > 5  # never a black or flat image
     assert 0.01 < np.mean(fractions) < 0.6
     assert (wd.synthetic / "synthesis.json").exists()
 
