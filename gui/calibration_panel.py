@@ -328,7 +328,7 @@ class CalibrationController(QObject):
 
     def _problem(self, text: str) -> None:
         self.window.log(text)
-        self.window._message("warn", "Check the scale", text)
+        self.window.message("warn", "Check the scale", text)
 
     def _status(self, text: str) -> None:
         self.window.review.status.setText(text)

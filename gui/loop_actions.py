@@ -79,7 +79,7 @@ class LoopActions:
         c = w.controls
         out = str(WorkingDirectory(c.workdir.text()).segmented)
         return w.run_job(STAGE_TITLES[SEGMENT_ALL], stages.segment_job, c.model.text(), c.photos.text(), out,
-                         review=False, on_done=w._segment_done, isolated=True,
+                         review=False, on_done=w.show_segmentation, isolated=True,
                          **w.calibration.segment_values())
 
     def improve_model(self) -> bool:

@@ -209,7 +209,8 @@ class MainWindow(QMainWindow):
             if hasattr(self, "calibration") else bar.width() - 40
         bar.showMessage(bar.fontMetrics().elidedText(text, Qt.ElideRight, max(80, room)), msecs)
 
-    def _message(self, kind: str, title: str, text: str) -> None:
+    def message(self, kind: str, title: str, text: str) -> None:
+        """One message box ("inform", "warn" or "error"), recorded in ``messages``."""
         self.messages.append(text)
         {"inform": dialogs.inform, "warn": dialogs.warn, "error": dialogs.error}[kind](self, title, text)
 
@@ -222,7 +223,7 @@ class MainWindow(QMainWindow):
         if problem is not None:
             field, text = problem
             self.log(text)
-            self._message("warn", "Check the fields", text)
+            self.message("warn", "Check the fields", text)
             field.edit.setFocus()
             return False
         if stage in (SEGMENT_ALL, REFINE):
@@ -255,7 +256,7 @@ class MainWindow(QMainWindow):
                                 on_done=self._training_done, isolated=True)
         out = str(WorkingDirectory(workdir).segmented)
         return self.run_job(title, stages.segment_job, c.model.text(), c.photo.text(), out,
-                            on_done=self._segment_done, isolated=True, **self.calibration.segment_values())
+                            on_done=self.show_segmentation, isolated=True, **self.calibration.segment_values())
 
     def run_job(self, name: str, fn, *args, on_done=None, isolated: bool = False, **kwargs) -> bool:
         """Run ``fn(*args, progress=..., **kwargs)`` in a worker thread (in a
@@ -322,7 +323,7 @@ class MainWindow(QMainWindow):
                 import traceback
 
                 self.log(traceback.format_exc())
-                self._message("error", "Could not show the result", f"{worker.name} finished, but its "
+                self.message("error", "Could not show the result", f"{worker.name} finished, but its "
                               f"result could not be shown ({type(exc).__name__}: {exc}).")
 
     def _on_failed(self, failure: StageFailure) -> None:
@@ -349,9 +350,9 @@ class MainWindow(QMainWindow):
         if failure.details and failure.kind == "error":
             self.log(failure.details)
         if failure.kind == "input":
-            self._message("warn", "Please check", failure.message)
+            self.message("warn", "Please check", failure.message)
         elif failure.kind == "error":
-            self._message("error", "Something went wrong",
+            self.message("error", "Something went wrong",
                           failure.message + " The details are in the log.")
 
     def _stage_stopped(self, _name: str) -> None:
@@ -371,7 +372,8 @@ class MainWindow(QMainWindow):
         if not self.training.epochs:
             self.training.load_history(Path(self.controls.model.text()) / HISTORY_FILE)
 
-    def _segment_done(self, outcome) -> None:
+    def show_segmentation(self, outcome) -> None:
+        """Show a segment stage's results (Results tab) and its review (Review tab)."""
         self.results.load(outcome.out_dir)
         if outcome.review is not None:
             self.review.set_session(outcome.review)
@@ -383,20 +385,20 @@ class MainWindow(QMainWindow):
         c = self.controls
         problem = c.validate(REVIEW)
         if problem is not None:
-            self._message("warn", "Check the fields", problem[1])
+            self.message("warn", "Check the fields", problem[1])
             return
         out = str(WorkingDirectory(c.workdir.text()).segmented)
         self.run_job("Open review", stages.open_review_job, c.photo.text(), out, c.model.text(),
-                     on_done=self._segment_done)
+                     on_done=self.show_segmentation)
 
     def save_picked(self) -> None:
         session = self.review.session
         if session is None or not session.selected:
-            self._message("inform", "Nothing picked", "Pick objects first: choose Pick objects and click them.")
+            self.message("inform", "Nothing picked", "Pick objects first: choose Pick objects and click them.")
             return
         problem = self.controls.check(self.controls.workdir, "folder")
         if problem:
-            self._message("warn", "Check the fields", problem)
+            self.message("warn", "Check the fields", problem)
             return
 
         def done(saved) -> None:
