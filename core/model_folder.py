@@ -32,6 +32,7 @@ META_FILE = "model.json"
 HISTORY_FILE = "history.csv"
 CURVES_FILE = "curves.png"
 META_FORMAT = "segloop-unet"
+META_VERSION = 1  # of model.json's layout; a folder without one was written before versions were kept
 NORMALIZATION_MODES = ("percentile", "detector")  # see training.normalize
 
 
@@ -124,6 +125,10 @@ def read_meta(model_dir: str | Path) -> dict:
         raise UserInputError(f"{META_FILE} is unreadable: {path} ({exc})") from None
     if not isinstance(meta, dict) or meta.get("format") != META_FORMAT:
         raise UserInputError(f"{path} does not describe a model of this application")
+    version = meta.get("version", 0)
+    if not isinstance(version, int) or isinstance(version, bool) or version > META_VERSION:
+        raise UserInputError(f"{path} was written by a newer version of this application (model description "
+                             f"version {version}; this one reads up to {META_VERSION}): update the application")
     for key in ("classes", "normalization", "architecture"):
         if key not in meta:
             raise UserInputError(f"{path} lacks the '{key}' entry")
@@ -131,6 +136,70 @@ def read_meta(model_dir: str | Path) -> dict:
     if problem:
         raise UserInputError(f"{path} is not a valid model description: {problem}")
     return meta
+
+
+def write_meta(model_dir: str | Path, meta: dict) -> None:
+    """Write ``model_dir/model.json`` (atomically), stamped with the format and
+    the version of its layout; refused if the description is not valid."""
+    from core.atomic import write_json_atomic
+
+    meta = {"format": META_FORMAT, "version": META_VERSION, **meta}
+    meta["format"], meta["version"] = META_FORMAT, META_VERSION
+    problem = meta_problem(meta)
+    if problem:
+        raise ValueError(f"not a valid model description: {problem}")
+    write_json_atomic(Path(model_dir) / META_FILE, meta)
+
+
+class ModelFolder:
+    """A model folder on disk: its files, and reading it safely.
+
+    ``ModelFolder(path).meta()`` is the checked description, ``.load()`` the
+    model and its description, ``.history`` the per-epoch table, and so on.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __repr__(self) -> str:
+        return f"ModelFolder({str(self.path)!r})"
+
+    @property
+    def model_file(self) -> Path:
+        return self.path / MODEL_FILE
+
+    @property
+    def meta_file(self) -> Path:
+        return self.path / META_FILE
+
+    @property
+    def history(self) -> Path:
+        return self.path / HISTORY_FILE
+
+    @property
+    def curves(self) -> Path:
+        return self.path / CURVES_FILE
+
+    def holds_model(self) -> bool:
+        return holds_model(self.path)
+
+    def meta(self) -> dict:
+        return read_meta(self.path)
+
+    def write_meta(self, meta: dict) -> None:
+        write_meta(self.path, meta)
+
+    def load(self, *, compile: bool = False):
+        return load_model(self.path, compile=compile)
+
+    def saved_epoch(self) -> int | None:
+        return saved_epoch(self.path)
+
+    def read_only_reason(self) -> str | None:
+        return read_only_reason(self.path)
 
 
 def _is_int(value, low: int, high: int) -> bool:

@@ -23,7 +23,7 @@ from PyQt5.QtWidgets import (
 )
 
 from core.imageio import IMAGE_EXTENSIONS
-from core.model_folder import MODEL_FILE
+from core.model_folder import ModelFolder
 from core.workdir import WorkingDirectory
 from gui.calibration_panel import CalibrationPanel
 from gui.settings import read_value
@@ -275,7 +275,7 @@ class ControlsPanel(QWidget):
             return f"{name}: {path} is a file, not a folder."
         if rule == "model" and not path.is_dir():
             return f"{name}: {path} does not exist. Train a model first, or choose the folder of one."
-        if rule == "model" and not (path / MODEL_FILE).is_file():
+        if rule == "model" and not ModelFolder(path).holds_model():
             return (f"{name}: {path} holds no trained model (model.keras). Train a model first, "
                     "or choose the folder of one.")
         if rule == "training data":

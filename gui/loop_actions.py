@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from core import model_folder
-from core.model_folder import HISTORY_FILE
+from core.model_folder import ModelFolder
 from core.workdir import WorkingDirectory
 from gui import stages
 from gui.controls import CCD_SOURCE, REFINE, SEGMENT_ALL, STAGE_TITLES
@@ -89,7 +89,7 @@ class LoopActions:
         c = w.controls
         workdir = Path(c.workdir.text())
         model, start_from = self.writable_model(STAGE_TITLES[REFINE])
-        history = Path(start_from or model) / HISTORY_FILE
+        history = ModelFolder(start_from or model).history
         rounds, epochs = c.rounds.value(), c.epochs.value()
         w.training.start(rounds * epochs, history)
         w.training.batch.setVisible(False)  # the progress bar below follows the whole round

@@ -27,7 +27,7 @@ from PyQt5.QtWidgets import (
 )
 
 from core import model_folder
-from core.model_folder import HISTORY_FILE
+from core.model_folder import ModelFolder
 from core.workdir import WorkingDirectory
 from gui import dialogs, stages
 from gui.calibration_panel import CalibrationController
@@ -192,7 +192,7 @@ class MainWindow(QMainWindow):
 
     def _model_changed(self) -> None:
         if self.controls.model.text() and not self.runner.running:
-            self.training.load_history(Path(self.controls.model.text()) / HISTORY_FILE)
+            self.training.load_history(ModelFolder(self.controls.model.text()).history)
 
     # -- log and messages ---------------------------------------------------------
     def log(self, text: str) -> None:
@@ -248,7 +248,7 @@ class MainWindow(QMainWindow):
                                 on_done=lambda _r: self._show_pool(SYNTHETIC))
         if stage == TRAIN:
             model, start_from = self.loop.writable_model(title)
-            self.training.start(c.epochs.value(), Path(start_from or model) / HISTORY_FILE)
+            self.training.start(c.epochs.value(), ModelFolder(start_from or model).history)
             self.tabs.setCurrentWidget(self.training)
             return self.run_job(title, stages.train_job, str(c.training_data_dir()), model,
                                 epochs=c.epochs.value(), batch_size=c.batch.value(), seed=c.seed.value(),
@@ -370,7 +370,7 @@ class MainWindow(QMainWindow):
     def _training_done(self, result) -> None:
         self.training.finished(result.summary() if hasattr(result, "summary") else "Training finished.")
         if not self.training.epochs:
-            self.training.load_history(Path(self.controls.model.text()) / HISTORY_FILE)
+            self.training.load_history(ModelFolder(self.controls.model.text()).history)
 
     def show_segmentation(self, outcome) -> None:
         """Show a segment stage's results (Results tab) and its review (Review tab)."""

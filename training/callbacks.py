@@ -24,7 +24,7 @@ from pathlib import Path
 import keras
 
 from core.atomic import atomic_path
-from core.model_folder import CURVES_FILE, HISTORY_FILE, MODEL_FILE
+from core.model_folder import ModelFolder
 from training.history import format_epoch_line, plot_curves, read_history, write_history
 
 
@@ -110,7 +110,7 @@ class EpochRecorder(keras.callbacks.Callback):
 
     @property
     def history_path(self) -> Path:
-        return self.model_dir / HISTORY_FILE
+        return ModelFolder(self.model_dir).history
 
     def on_epoch_end(self, epoch, logs=None):
         if self.progress is not None and self.progress.cancelled:
@@ -126,7 +126,7 @@ class EpochRecorder(keras.callbacks.Callback):
         val_loss = logs.get("val_loss", logs.get("loss"))
         if val_loss is not None and math.isfinite(val_loss) and val_loss < self.best:
             self.best, self.best_epoch = val_loss, epoch + 1
-            with atomic_path(self.model_dir / MODEL_FILE) as tmp:
+            with atomic_path(ModelFolder(self.model_dir).model_file) as tmp:
                 self.model.save(tmp)
             self.write_meta(epoch + 1, logs)
         rows = read_history(self.history_path)
@@ -138,7 +138,7 @@ class EpochRecorder(keras.callbacks.Callback):
         write_history(self.history_path, rows)
         self.epochs_recorded += 1
         try:
-            plot_curves(rows, self.model_dir / CURVES_FILE, class_metric_names=self.class_metric_names)
+            plot_curves(rows, ModelFolder(self.model_dir).curves, class_metric_names=self.class_metric_names)
         except Exception as exc:  # noqa: BLE001 - a failed plot must not stop training
             if self.progress is not None:
                 self.progress.log(f"curves.png not updated: {exc}")

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core.atomic import write_json_atomic
 from core.errors import UserInputError
-from core.model_folder import HISTORY_FILE, META_FILE, META_FORMAT, MODEL_FILE, load_keras_model, read_meta
+from core.model_folder import ModelFolder, load_keras_model, read_meta
+from core.model_folder import write_meta as write_model_meta
 from core.workdir import now_iso, software_versions
 from training import dataset as ds
 from training.data_files import DataSet, read_description, scan_data
@@ -108,7 +108,7 @@ def prepare(data_dir: Path, model_dir: Path, settings, progress, validation,
     epoch is recorded, so a run stopped before that leaves no trace."""
     meta = None
     origin = start_from if start_from is not None else model_dir
-    if (origin / MODEL_FILE).exists() or (origin / META_FILE).exists():
+    if ModelFolder(origin).model_file.exists() or ModelFolder(origin).meta_file.exists():
         meta = read_meta(origin)
     num_classes = len(meta["classes"]) if meta else settings.num_classes
     data = scan_data(data_dir, num_classes=num_classes, progress=progress)
@@ -148,7 +148,7 @@ def prepare(data_dir: Path, model_dir: Path, settings, progress, validation,
         from training.losses import keras_objects
 
         keras_objects()  # registers the loss so the compiled model can be rebuilt
-        model = load_keras_model(origin / MODEL_FILE, compile=True)
+        model = load_keras_model(ModelFolder(origin).model_file, compile=True)
         # A model saved for segmenting only (the bundled one) has no optimiser: a fresh one.
         optimizer = getattr(model, "optimizer", None) or _optimizer(settings)
     else:
@@ -178,7 +178,7 @@ def prepare(data_dir: Path, model_dir: Path, settings, progress, validation,
                 model, train_ds, val_ds, steps, val_steps, patch_size=size, created=now_iso(),
                 start_from=start_from)
     if meta:
-        rows = read_history(origin / HISTORY_FILE)
+        rows = read_history(ModelFolder(origin).history)
         recorded = max([int(float(r["epoch"])) for r in rows], default=0)
         done = max(recorded, int(meta.get("epochs_done", 0)))
         if done > recorded and meta.get("metrics"):
@@ -246,7 +246,7 @@ def write_meta(plan: Plan, settings, epochs_done: int, metrics: dict, best_epoch
                seconds: float | None) -> None:
     """Write model.json describing model.keras."""
     previous = {}
-    path = plan.model_dir / META_FILE
+    path = ModelFolder(plan.model_dir).meta_file
     if path.is_file():
         previous = read_meta(plan.model_dir)
     runs = list(previous.get("runs", []))
@@ -254,7 +254,6 @@ def write_meta(plan: Plan, settings, epochs_done: int, metrics: dict, best_epoch
         runs.append({"finished": now_iso(), "data": str(plan.data.folder), "epochs_done": epochs_done,
                      "seconds": round(seconds, 1), "cancelled": not finished})
     meta = {
-        "format": META_FORMAT,
         "classes": list(plan.data.class_names),
         "num_classes": plan.data.num_classes,
         "input_channels": 1,
@@ -286,4 +285,4 @@ def write_meta(plan: Plan, settings, epochs_done: int, metrics: dict, best_epoch
     diameter = read_description(plan.data.folder).get("object_diameter") or previous.get("object_diameter")
     if isinstance(diameter, (int, float)) and diameter > 0:
         meta["object_diameter"] = float(diameter)
-    write_json_atomic(path, meta)
+    write_model_meta(plan.model_dir, meta)

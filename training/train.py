@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import UserInputError
-from core.model_folder import HISTORY_FILE, MODEL_FILE
+from core.model_folder import ModelFolder
 from core.progress import Progress, format_duration
 from training.history import read_history
 from training.settings import TrainSettings
@@ -170,10 +170,10 @@ def _train(data: Path, model_dir: Path, settings: TrainSettings, progress: Progr
 
 def _best_metrics(model_dir: Path, plan) -> tuple[dict, int | None]:
     """Figures of the epoch whose weights are in model.keras."""
-    if not (model_dir / MODEL_FILE).is_file():
+    if not ModelFolder(model_dir).holds_model():
         return {}, None
     best_epoch = plan.best_epoch
-    rows = read_history(model_dir / HISTORY_FILE)
+    rows = read_history(ModelFolder(model_dir).history)
     for row in rows:
         if best_epoch is not None and int(float(row["epoch"])) == best_epoch:
             return {k: float(v) for k, v in row.items() if k != "epoch" and v not in ("", None)
