@@ -244,7 +244,7 @@ def _run_pipeline(args, progress) -> int:
 
     result = run_pipeline(args.images, args.workdir, args.model, epochs=args.epochs, progress=progress)
     print(result.summary())
-    return 0
+    return _skipped_status(result.failed)
 
 
 def _run_refine(args, progress) -> int:
@@ -253,7 +253,7 @@ def _run_refine(args, progress) -> int:
     result = run_refine(args.images, args.workdir, args.model, rounds=args.rounds, progress=progress,
                         start_from=args.start_from)
     print(result.summary())
-    return 0
+    return _skipped_status(result.failed)
 
 
 def _check_before_tensorflow(args) -> None:

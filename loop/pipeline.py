@@ -28,6 +28,12 @@ class PipelineResult:
     segmented: str = ""
     cancelled: bool = False
 
+    @property
+    def failed(self) -> list[str]:
+        """Photos that could not be read (by auto-segmentation or segmentation)."""
+        names = [n for result in self.steps.values() for n in getattr(result, "failed", None) or []]
+        return list(dict.fromkeys(names))
+
     def summary(self) -> str:
         lines = [f"{name}: {result.summary()}" for name, result in self.steps.items()]
         if self.cancelled:

@@ -63,6 +63,11 @@ class RefineResult:
     cancelled: bool = False
     last_segment: object = None
 
+    @property
+    def failed(self) -> list[str]:
+        """Photos the last segmentation could not read."""
+        return list(getattr(self.last_segment, "failed", None) or [])
+
     def summary(self) -> str:
         if not self.rounds:
             return ("Cancelled before the first self-training round completed: the working directory and "

@@ -45,3 +45,17 @@ def test_stops_when_cancelled(tmp_path):
     loop = PhotoLoop(files, Recorded(cancel_at=1))
     seen = [path.name for _, path, _ in loop]
     assert seen == ["a.png", "b.png"] and loop.cancelled  # the photo begun when Cancel came is finished
+
+
+def test_pipeline_and_rounds_name_the_photos_they_could_not_read():
+    from types import SimpleNamespace
+
+    from loop.pipeline import PipelineResult
+    from loop.refine import RefineResult
+
+    pipeline = PipelineResult(steps={"auto-segmentation": SimpleNamespace(failed=["x.png"]),
+                                     "training": SimpleNamespace(),
+                                     "segmentation": SimpleNamespace(failed=["x.png", "y.tif"])})
+    assert pipeline.failed == ["x.png", "y.tif"]
+    assert RefineResult(last_segment=SimpleNamespace(failed=["y.tif"])).failed == ["y.tif"]
+    assert RefineResult().failed == []
