@@ -41,8 +41,11 @@ def segmented(tmp_path):
     out = tmp_path / "segmented"
     write_image(out / "grains_mask.png", classes)
     tifffile.imwrite(out / "grains_labels.tif", labels)
-    (tmp_path / "model").mkdir()
-    (tmp_path / "model" / "model.json").write_text('{"classes": ["background", "grain", "outline"]}')
+    from conftest import ROOT
+    from core.model_folder import read_meta, write_meta
+
+    meta = read_meta(ROOT / "checkpoints")  # a real description, with three classes
+    write_meta(tmp_path / "model", {**meta, "classes": ["background", "grain", "outline"], "num_classes": 3})
     return tmp_path
 
 
