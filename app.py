@@ -18,47 +18,28 @@ import sys
 # Keep TensorFlow's start-up chatter off the user's terminal (oneDNN stays on).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a number above 0, got {value}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
-    return value
-
-
 MAX_SEED = 2**32 - 1
 
 
-def seed_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-    if not 0 <= value <= MAX_SEED:
-        raise argparse.ArgumentTypeError(f"expected a seed from 0 to {MAX_SEED}, got {value}")
-    return value
+def _argument(convert, accept, expected: str):
+    """An argparse type: ``convert`` the text, then ``accept`` the value or
+    say what was ``expected``."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            kind = "a whole number" if convert is int else "a number"
+            raise argparse.ArgumentTypeError(f"expected {kind}, got '{text}'") from None
+        if not accept(value):  # NaN fails every comparison, so it is refused too
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text}")
+        return value
+    return parse
 
 
-def scale_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
-    if not 0 <= value <= 16:  # NaN and infinity too
-        raise argparse.ArgumentTypeError(f"expected 0 (automatic) or a factor up to 16, got {text}")
-    return value
+positive_int = _argument(int, lambda v: v > 0, "a number above 0")
+non_negative_int = _argument(int, lambda v: v >= 0, "0 or more")
+seed_int = _argument(int, lambda v: 0 <= v <= MAX_SEED, f"a seed from 0 to {MAX_SEED}")
+scale_float = _argument(float, lambda v: 0 <= v <= 16, "0 (automatic) or a factor up to 16")
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -20,6 +20,7 @@ self-training work on a copy elsewhere and never change them.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -143,8 +144,7 @@ def write_meta(model_dir: str | Path, meta: dict) -> None:
     the version of its layout; refused if the description is not valid."""
     from core.atomic import write_json_atomic
 
-    meta = {"format": META_FORMAT, "version": META_VERSION, **meta}
-    meta["format"], meta["version"] = META_FORMAT, META_VERSION
+    meta = {**meta, "format": META_FORMAT, "version": META_VERSION}
     problem = meta_problem(meta)
     if problem:
         raise ValueError(f"not a valid model description: {problem}")
@@ -207,8 +207,6 @@ def _is_int(value, low: int, high: int) -> bool:
 
 
 def _is_number(value, low: float, high: float) -> bool:
-    import math
-
     return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
             and low <= value <= high)
 

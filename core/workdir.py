@@ -193,10 +193,15 @@ class WorkingDirectory:
             writer.writerow({k: row.get(k, "") for k in INDEX_COLUMNS})
         write_text_atomic(self.index_csv, buf.getvalue())
 
-    def pool_files(self) -> list[str]:
-        """File names of pool objects: listed in index.csv, with a crop and a mask."""
-        listed = {row.get("file", "") for row in self.read_index()}
-        return sorted(set(self._files(self.objects_images)) & set(self._files(self.objects_masks)) & listed)
+    def pool_files(self, rows: list[dict] | None = None) -> list[str]:
+        """File names of pool objects: listed in index.csv (or ``rows`` of it,
+        already read), with a crop and a mask."""
+        listed = {row.get("file", "") for row in (self.read_index() if rows is None else rows)}
+        return sorted(set(self.object_files()) & listed)
+
+    def object_files(self) -> list[str]:
+        """File names that have both a crop and a mask on disk, listed in the index or not."""
+        return sorted(set(self._files(self.objects_images)) & set(self._files(self.objects_masks)))
 
     @staticmethod
     def _files(folder: Path) -> list[str]:

@@ -88,11 +88,8 @@ def _read_mask(path: Path) -> np.ndarray:
             if len(colours) > MAX_MASK_COLOURS:
                 raise UserInputError(f"{path} looks like a photo, not a mask ({len(colours)} colours): give the "
                                      "masks, with one value (or colour) per class or per object")
-            black = np.flatnonzero(~colours.any(axis=1))
-            order = np.arange(1, len(colours) + 1)
-            if black.size:  # black is the background: 0, the other colours 1, 2, ...
-                order = np.where(np.arange(len(colours)) < black[0], order, order - 1)
-                order[black[0]] = 0
+            coloured = colours.any(axis=1)  # black is the background: 0, the other colours 1, 2, ...
+            order = np.where(coloured, np.cumsum(coloured), 0)
             return order[labels.reshape(rgb.shape[:2])].astype(np.int64)
         mask = mask[..., 0]
     if mask.dtype.kind == "f":

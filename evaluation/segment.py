@@ -320,7 +320,7 @@ def _segment(model_dir, files: list[Path], out: Path, staged: Path, settings: Se
         result.photos += 1
         result.objects += measured.count
         result.scales[path.name] = round(scale, 4)
-        if is_blank(image):
+        if measured.count == 0 and is_blank(image):
             progress.log(f"{path.name}: a blank photo (no contrast), no objects")
         else:
             progress.log(f"{path.name}: {measured.count} objects (segmented at scale {scale:.2f})")

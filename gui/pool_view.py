@@ -172,11 +172,10 @@ def pool_items(workdir: Path) -> tuple[list[tuple[str, Path, Path | None]], dict
 
     wd = WorkingDirectory(workdir)
     try:
-        names = wd.pool_files()
-        index = {row.get("file", ""): row for row in wd.read_index()}
+        rows = wd.read_index()
+        names, index = wd.pool_files(rows), {row.get("file", ""): row for row in rows}
     except Exception:  # noqa: BLE001 - a damaged index must not hide the pool
-        masks = set(wd._files(wd.objects_masks))
-        names, index = sorted(n for n in wd._files(wd.objects_images) if n in masks), {}
+        names, index = wd.object_files(), {}
     tips, labels = {}, {}
     for name in names:
         row = index.get(name)
