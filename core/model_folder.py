@@ -151,6 +151,43 @@ def write_meta(model_dir: str | Path, meta: dict) -> None:
     write_json_atomic(Path(model_dir) / META_FILE, meta)
 
 
+# -- what prediction reads from a description: the keys live here only -------
+def class_names(meta: dict) -> list[str]:
+    """The model's class names, background first."""
+    return list(meta["classes"])
+
+
+def object_diameter(meta: dict) -> float:
+    """The median object diameter (pixels) the model was trained at; 0.0
+    when the description records none (photos are then not resampled)."""
+    return float(meta.get("object_diameter") or 0.0)
+
+
+def normalization(meta: dict) -> dict:
+    """How a photo becomes the network's input (see training.normalize)."""
+    return dict(meta["normalization"])
+
+
+def architecture(meta: dict) -> dict:
+    return dict(meta["architecture"])
+
+
+def pad_multiple(meta: dict) -> int:
+    """What every input side must be a multiple of (2 ** depth unless recorded)."""
+    arch = meta["architecture"]
+    return int(arch.get("pad_multiple", 2 ** int(arch["depth"])))
+
+
+def training_record(meta: dict) -> dict:
+    """The settings the model was trained with (empty when not recorded)."""
+    return dict(meta.get("training") or {})
+
+
+def tile_size(meta: dict, default: int) -> int:
+    """The tile side the model was trained to predict with, else ``default``."""
+    return int(meta.get("tile_size") or default)
+
+
 class ModelFolder:
     """A model folder on disk: its files, and reading it safely.
 

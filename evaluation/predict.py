@@ -22,7 +22,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from core.model_folder import load_model
+from core.model_folder import class_names, load_model, normalization, pad_multiple, tile_size
 from evaluation.resample import RowResampler, resample_image
 from training.normalize import normalize_image
 
@@ -72,8 +72,8 @@ def reflect_indices(start: int, count: int, length: int) -> np.ndarray:
 
 
 def _settings(meta: dict, tile: int | None, overlap: int | None) -> tuple[int, int, int]:
-    multiple = int(meta["architecture"].get("pad_multiple", 2 ** int(meta["architecture"]["depth"])))
-    tile = int(tile or meta.get("tile_size") or DEFAULT_TILE)
+    multiple = pad_multiple(meta)
+    tile = int(tile or tile_size(meta, DEFAULT_TILE))
     tile = max(multiple, _round_up(tile, multiple))
     overlap = tile // 4 if overlap is None else int(overlap)
     return tile, max(0, min(overlap, tile // 2)), multiple
@@ -114,7 +114,7 @@ def iter_probability_bands(
     if not scale > 0:
         raise ValueError(f"scale must be positive, got {scale}")
     height, width = image.shape[:2]
-    gray = normalize_image(image, meta["normalization"])
+    gray = normalize_image(image, normalization(meta))
     if scale != 1.0:
         gray = resample_image(gray, scale)
     tile, overlap, multiple = _settings(meta, tile, overlap)
@@ -133,7 +133,7 @@ def iter_probability_bands(
         norm_x[x0:x0 + tile_x] += win_x
     col_idx = [reflect_indices(x0, tile_x, w_s) for x0 in xs]
     weights = (win_y[:, None] * win_x[None, :])[..., None]
-    num_classes = len(meta["classes"])
+    num_classes = len(class_names(meta))
     acc = np.zeros((tile_y, padded_w, num_classes), np.float32)
     top = 0
     back = RowResampler(h_s, w_s, height, width) if scale != 1.0 else None
@@ -213,7 +213,7 @@ def predict_probabilities(
         H x W x K floats; for very large photos use :func:`predict_mask`.
     """
     image = np.asarray(image)
-    out = np.empty(image.shape[:2] + (len(meta["classes"]),), np.float32)
+    out = np.empty(image.shape[:2] + (len(class_names(meta)),), np.float32)
     for y0, band in iter_probability_bands(model, meta, image, tile=tile, overlap=overlap, scale=scale,
                                            batch_size=batch_size, progress=progress, flips=flips):
         out[y0:y0 + band.shape[0]] = band
@@ -237,7 +237,7 @@ def predict_mask(
     image = np.asarray(image)
     mask = np.empty(image.shape[:2], np.uint8)
     foreground = np.empty(image.shape[:2], np.float32) if return_foreground else None
-    binary = threshold is not None and len(meta["classes"]) == 2
+    binary = threshold is not None and len(class_names(meta)) == 2
     for y0, band in iter_probability_bands(model, meta, image, tile=tile, overlap=overlap, scale=scale,
                                            batch_size=batch_size, progress=progress, flips=flips):
         rows = slice(y0, y0 + band.shape[0])

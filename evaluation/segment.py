@@ -27,6 +27,7 @@ import numpy as np
 from core.atomic import write_json_atomic
 from core.errors import UserInputError
 from core.imageio import is_blank, list_images
+from core.model_folder import class_names, object_diameter
 from core.photos import PhotoLoop
 from core.progress import Progress
 
@@ -103,7 +104,7 @@ def estimate_scale(image: np.ndarray, meta: dict) -> float:
     size (1.0 when the model records no object size or nothing is found)."""
     from segmentation.autoseg import find_objects
 
-    target = float(meta.get("object_diameter") or 0.0) * SIZE_MARGIN
+    target = object_diameter(meta) * SIZE_MARGIN
     if target <= 0:
         return 1.0
     diameter = find_objects(image).median_diameter()
@@ -162,8 +163,8 @@ def segment_photo(model, meta: dict, image: np.ndarray, *, scale: float = 0.0,
     if is_blank(image):  # nothing to find: a model would call the whole frame one object
         empty = np.zeros(image.shape[:2], np.uint8)
         return (empty, 1.0, empty.astype(np.float32)) if return_foreground else (empty, 1.0)
-    marks = _annotations(image) if len(meta.get("classes", ())) == 2 else None
-    target = float(meta.get("object_diameter") or 0.0) * SIZE_MARGIN
+    marks = _annotations(image) if len(class_names(meta)) == 2 else None
+    target = object_diameter(meta) * SIZE_MARGIN
     if scale <= 0 and target > 0:
         if start <= 0:
             first = _clip_scale(FIRST_LOOK / max(image.shape[:2]), image.shape)
@@ -306,7 +307,7 @@ def _segment(model_dir, files: list[Path], out: Path, staged: Path, settings: Se
 
     progress.update(0, len(files), "loading the model")
     model, meta = load_model(model_dir)
-    classes = list(meta.get("classes", ["background", "object"]))
+    classes = class_names(meta)
     result = SegmentResult(out=str(out))
     collector = MeasurementCollector(staged, pixel_size=settings.pixel_size, unit=settings.unit,
                                      class_names=classes, include_border=settings.include_border,

@@ -262,11 +262,11 @@ class ReviewSession:
 def _class_names(model_dir: str | Path | None) -> list[str] | None:
     """Class names from the model's description, when it is a valid one."""
     from core.errors import UserInputError
-    from core.model_folder import read_meta
+    from core.model_folder import class_names, read_meta
 
     if not model_dir:
         return None
     try:
-        return list(read_meta(model_dir)["classes"])
+        return class_names(read_meta(model_dir))
     except UserInputError:
         return None

@@ -264,7 +264,7 @@ def run_refine(images: str | Path, workdir: str | Path, model_dir: str | Path, *
     ``on_epoch_end(epoch, logs)`` is called after every training epoch, as
     by :func:`training.train.run_training`.
     """
-    from core.model_folder import check_writable, holds_model, read_meta
+    from core.model_folder import check_writable, holds_model, read_meta, training_record
     from core.transaction import Transaction
     from evaluation.segment import previous_scales, run_segment
     from synthetic.compose import SynthesisSettings, run_synthesize
@@ -285,7 +285,7 @@ def run_refine(images: str | Path, workdir: str | Path, model_dir: str | Path, *
         start_from = None
     meta = read_meta(start_from if start_from is not None else model_dir)
     result = RefineResult(segmented=str(wd.segmented))
-    train_settings = TrainSettings(**{k: v for k, v in meta.get("training", {}).items()
+    train_settings = TrainSettings(**{k: v for k, v in training_record(meta).items()
                                       if k in TrainSettings.__dataclass_fields__})
     train_settings.epochs = settings.epochs
     for k in range(rounds):

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import UserInputError
-from core.model_folder import ModelFolder, load_keras_model, read_meta
+from core.model_folder import ModelFolder, architecture, class_names, load_keras_model, read_meta
+from core.model_folder import normalization as model_normalization
 from core.model_folder import write_meta as write_model_meta
 from core.workdir import now_iso, software_versions
 from training import dataset as ds
@@ -83,9 +84,9 @@ def _architecture(settings, tf) -> dict:
     return arch
 
 
-def _compile(model, optimizer, settings, class_weights, class_names) -> None:
+def _compile(model, optimizer, settings, class_weights, names) -> None:
     model.compile(optimizer=optimizer, loss=weighted_loss(class_weights, dice_weight=settings.dice_weight),
-                  metrics=per_class_iou_metrics(class_names))
+                  metrics=per_class_iou_metrics(names))
 
 
 def _optimizer(settings):
@@ -110,10 +111,10 @@ def prepare(data_dir: Path, model_dir: Path, settings, progress, validation,
     origin = start_from if start_from is not None else model_dir
     if ModelFolder(origin).model_file.exists() or ModelFolder(origin).meta_file.exists():
         meta = read_meta(origin)
-    num_classes = len(meta["classes"]) if meta else settings.num_classes
+    num_classes = len(class_names(meta)) if meta else settings.num_classes
     data = scan_data(data_dir, num_classes=num_classes, progress=progress)
-    if meta and data.class_names != meta["classes"] and len(meta["classes"]) == data.num_classes:
-        data.class_names = list(meta["classes"])
+    if meta and data.class_names != class_names(meta) and len(class_names(meta)) == data.num_classes:
+        data.class_names = class_names(meta)
     if validation is not None:
         val_data = scan_data(validation, num_classes=data.num_classes, what="validation data", progress=progress)
         val_data.class_names = data.class_names
@@ -130,7 +131,7 @@ def prepare(data_dir: Path, model_dir: Path, settings, progress, validation,
     import tensorflow as tf
 
     if meta:
-        normalization, arch = dict(meta["normalization"]), dict(meta["architecture"])
+        normalization, arch = model_normalization(meta), architecture(meta)
     else:
         mode = settings.normalization
         if mode == "auto":
