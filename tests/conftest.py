@@ -20,6 +20,10 @@ SLOW_MODULES = {"test_bad_inputs", "test_default_model", "test_fault_injection",
                 "test_refine", "test_segment", "test_train", "test_train_cli", "test_transaction"}
 SLOW_FIXTURES = {"tiny_project"}
 
+# What tiny_project holds: synthetic images and training epochs.
+TINY_SYNTHETIC = 24
+TINY_EPOCHS = 8
+
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
@@ -33,7 +37,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def tiny_project(tmp_path_factory):
     """Two photos, a working directory with an auto-segmented pool and a
-    tiny model trained on it (about 10 s), made once for the whole run.
+    tiny model trained on it (about 15 s), made once for the whole run.
     Tests copy what they change: nothing here may be written to."""
     from core.imageio import write_image
     from helpers import tiny_training
@@ -49,6 +53,6 @@ def tiny_project(tmp_path_factory):
         image, _ = render_particle_scene((96, 128), count=8, radius=(6, 11), seed=40 + i)
         write_image(photos / f"p{i}.png", image)
     run_autoseg(photos, root / "wd")
-    run_synthesize(root / "wd", settings=SynthesisSettings(count=16, size=64, object_diameter=16))
-    run_training(root / "wd" / "synthetic", root / "model", settings=tiny_training(epochs=4))
+    run_synthesize(root / "wd", settings=SynthesisSettings(count=TINY_SYNTHETIC, size=64, object_diameter=16))
+    run_training(root / "wd" / "synthetic", root / "model", settings=tiny_training(epochs=TINY_EPOCHS))
     return root

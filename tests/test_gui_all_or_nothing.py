@@ -12,6 +12,7 @@ import time
 import pytest
 from PyQt5.QtCore import Qt
 
+from conftest import TINY_SYNTHETIC
 from core.imageio import read_image, write_image
 from gui.controls import AUTOSEG, SEGMENT_ALL, SYNTHESIZE, TRAIN
 from helpers import open_window, record_message_boxes, tree_digest
@@ -102,7 +103,7 @@ def test_cancelled_synthesis_keeps_the_earlier_synthetic_images(qtbot, project, 
     cancel_when(qtbot, window, lambda: "/5000" in window.progress.text_shown())
     assert boxes == []
     assert tree_digest(project / "wd") == before
-    assert len(list((project / "wd" / "synthetic" / "images").iterdir())) == 16
+    assert len(list((project / "wd" / "synthetic" / "images").iterdir())) == TINY_SYNTHETIC
 
 
 def test_training_cancelled_before_its_first_epoch_leaves_no_copy_of_the_bundled_model(

@@ -9,6 +9,7 @@ import shutil
 import pytest
 from PyQt5.QtCore import Qt
 
+from conftest import TINY_EPOCHS
 from gui.controls import REFINE, SEGMENT, SEGMENT_ALL
 from helpers import open_window, record_message_boxes
 
@@ -120,9 +121,9 @@ def test_improve_model_runs_a_real_round_on_a_copy_of_the_bundled_model(qtbot, t
     # The bundled model stays as shipped; the copy in the working directory was trained on.
     assert c.model.text() == str(wd / "model")
     assert (bundled / "history.csv").read_text() == history_before
-    assert len(read_rows(wd / "model" / "history.csv")) == 5
+    assert len(read_rows(wd / "model" / "history.csv")) == TINY_EPOCHS + 1
     # Live curves from the training's epoch lines, after the model's earlier epochs.
-    assert [e for e, _ in window.training.epochs] == [1, 2, 3, 4, 5]
+    assert [e for e, _ in window.training.epochs] == list(range(1, TINY_EPOCHS + 2))
     assert "val_loss" in window.training.loss_plot.series
     assert "1 self-training round(s)" in window.training.state.text()
     assert window.results.folder == wd / "segmented" and window.results.row_count > 0
@@ -172,7 +173,7 @@ def test_no_model_or_an_empty_pool_is_explained_and_the_window_stays_usable(qtbo
     assert len(boxes) == 3 and "object pool" in boxes[-1][1] and "empty" in boxes[-1][1]
     assert window.progress.text_shown() == "Improve model: stopped"
     assert "object pool" in window.training.state.text()
-    assert len(read_rows(model / "history.csv")) == 4  # untouched
+    assert len(read_rows(model / "history.csv")) == TINY_EPOCHS  # untouched
     assert all(b.isEnabled() for b in c.buttons.values())
     with qtbot.waitSignal(window.runner.stopped, timeout=10000):
         window.run_job("Quick", lambda progress: progress.update(1, 1))

@@ -4,15 +4,9 @@ import numpy as np
 import pytest
 
 from core.errors import UserInputError
-from core.imageio import write_image
 from core.workdir import WorkingDirectory
 from evaluation.segment import SCALE_STEP, previous_scales
-from helpers import tiny_training
 from loop.refine import RefineSettings, confident_objects, run_refine
-from segmentation.autoseg import run_autoseg
-from synthetic.compose import SynthesisSettings, run_synthesize
-from synthetic.scenes import render_particle_scene
-from training.train import run_training
 
 
 def _disc_map(shape, centres, radius, value):
@@ -46,20 +40,15 @@ def test_at_most_max_per_photo():
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    root = tmp_path_factory.mktemp("refine")
-    photos = root / "photos"
-    photos.mkdir()
-    for i in range(2):
-        image, _ = render_particle_scene((192, 256), count=14, radius=(6, 11), seed=60 + i)
-        write_image(photos / f"r{i}.png", image)
-    run_autoseg(photos, root / "wd")
-    run_synthesize(root / "wd", settings=SynthesisSettings(count=24, size=64, object_diameter=16))
-    run_training(root / "wd" / "synthetic", root / "model", settings=tiny_training(epochs=8))
-    # The rounds below change model/; tests that need the model as trained use this copy.
+def project(tiny_project, tmp_path_factory):
+    """A copy of the shared tiny project (the rounds below change it), with
+    the model as trained kept beside it for the tests that need it so."""
     import shutil
 
-    shutil.copytree(root / "model", root / "model as trained")
+    root = tmp_path_factory.mktemp("refine")
+    for name in ("photos", "wd", "model"):
+        shutil.copytree(tiny_project / name, root / name)
+    shutil.copytree(tiny_project / "model", root / "model as trained")
     return root
 
 
@@ -69,10 +58,10 @@ def test_a_round_adds_refined_objects_retrains_and_segments(project):
     wd = WorkingDirectory(project / "wd")
     refined = [r for r in wd.read_index() if r["origin"] == "refined"]
     assert result.rounds == 1 and result.added == [len(refined)] and len(refined) > 0
-    assert (project / "wd" / "segmented" / "r0_mask.png").exists()
-    assert (project / "wd" / "refine" / "r0_mask.png").exists()
+    assert (project / "wd" / "segmented" / "p0_mask.png").exists()
+    assert (project / "wd" / "refine" / "p0_mask.png").exists()
     stats = wd.load_project()["stages"]["refine"]["photos"]
-    assert stats["r0.png"]["mask"] == "refine/r0_mask.png"
+    assert stats["p0.png"]["mask"] == "refine/p0_mask.png"
     # a second round replaces the first round's objects instead of piling them up
     first_scales = previous_scales(project / "wd" / "segmented")
     again = run_refine(project / "photos", project / "wd", project / "model", settings=settings)
@@ -81,7 +70,7 @@ def test_a_round_adds_refined_objects_retrains_and_segments(project):
     assert len(wd.pool_files()) == len(wd.read_index())
     # ... and starts each photo's scale where the round before left it: at most a step away
     second_scales = previous_scales(project / "wd" / "segmented")
-    assert set(first_scales) == set(second_scales) == {"r0.png", "r1.png"}
+    assert set(first_scales) == set(second_scales) == {"p0.png", "p1.png"}
     for name, scale in second_scales.items():
         assert first_scales[name] / SCALE_STEP - 1e-3 <= scale <= first_scales[name] * SCALE_STEP + 1e-3
 
@@ -107,7 +96,7 @@ def test_photo_whose_polarity_the_model_reverses_is_left_out(project, tmp_path):
     project_file = wd_dir / "project.json"
     info = json.loads(project_file.read_text())
     info["stages"].pop("refine", None)
-    info["stages"]["autoseg"]["photos"]["r1.png"]["polarity"] = "bright"  # the particles are dark
+    info["stages"]["autoseg"]["photos"]["p1.png"]["polarity"] = "bright"  # the particles are dark
     project_file.write_text(json.dumps(info))
     wd = WorkingDirectory(wd_dir)
     messages = []
@@ -118,9 +107,9 @@ def test_photo_whose_polarity_the_model_reverses_is_left_out(project, tmp_path):
 
     refine_pool(project / "photos", wd, project / "model as trained", RefineSettings(), Log())
     sources = {r["source_image"] for r in wd.read_index() if r["origin"] == "refined"}
-    assert sources == {"r0.png"}
-    assert any("r1.png" in m and "left out" in m for m in messages)
-    assert set(wd.load_project()["stages"]["refine"]["photos"]) == {"r0.png"}
+    assert sources == {"p0.png"}
+    assert any("p1.png" in m and "left out" in m for m in messages)
+    assert set(wd.load_project()["stages"]["refine"]["photos"]) == {"p0.png"}
 
 
 def test_photo_size_and_density_come_from_objects_not_specks():

@@ -11,24 +11,13 @@ from core.imageio import read_image, write_image
 from evaluation.segment import SegmentSettings, run_segment
 from helpers import run_app, tiny_training
 from loop.pipeline import PipelineSettings, run_pipeline
-from segmentation.autoseg import run_autoseg
-from synthetic.compose import SynthesisSettings, run_synthesize
 from synthetic.scenes import render_particle_scene
-from training.train import run_training
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("segment")
-    photos = root / "photos"
-    photos.mkdir()
-    for i in range(2):
-        image, _ = render_particle_scene((192, 256), count=14, radius=(6, 11), seed=40 + i)
-        write_image(photos / f"p{i}.png", image)
-    run_autoseg(photos, root / "wd")
-    run_synthesize(root / "wd", settings=SynthesisSettings(count=24, size=64, object_diameter=16))
-    run_training(root / "wd" / "synthetic", root / "model", settings=tiny_training())
-    return root
+def trained(tiny_project):
+    """Two photos and a tiny model trained on them (conftest.tiny_project)."""
+    return tiny_project
 
 
 def test_segment_writes_every_output(trained, tmp_path):
@@ -39,7 +28,7 @@ def test_segment_writes_every_output(trained, tmp_path):
         for suffix in ("_mask.png", "_labels.tif", "_overlay.png", "_objects.csv"):
             assert (out / f"{stem}{suffix}").exists(), stem + suffix
         mask = read_image(out / f"{stem}_mask.png")
-        assert mask.dtype == np.uint8 and mask.shape == (192, 256)
+        assert mask.dtype == np.uint8 and mask.shape == (96, 128)
     with open(out / "summary.csv", newline="", encoding="utf-8") as fh:
         assert len(list(csv.DictReader(fh))) == 2
     with open(out / "objects.csv", newline="", encoding="utf-8") as fh:
