@@ -11,7 +11,13 @@ read until scoring), then scores:
 
 and times ``find_objects`` on a 2592x2048 photo (median of several runs).
 
-    python benchmarks/bench_autoseg.py [--images DIR --masks DIR] [--timing-photo FILE]
+    python benchmarks/bench_autoseg.py [--set dev|val | --images DIR --masks DIR] [--csv FILE]
+                                       [--timing-photo FILE] [--runs N]
+
+Instance F1 is given twice: from the connected components of the mask
+(touching objects count as one) and from the objects the stage found and
+split apart (``_labels.tif``). Per photo, a failure class and the reasons
+objects were lost (evaluation.failures) are counted.
 """
 
 from __future__ import annotations
@@ -24,29 +30,34 @@ from pathlib import Path
 
 import numpy as np
 
-from common import EMPS, GRAINS, require
+from common import GRAINS, emps_set, require, spread
 from core.imageio import read_image
 from core.progress import TerminalProgress
 from core.workdir import WorkingDirectory
+from evaluation.failures import PhotoFailures, analyse_photo, summarise
 from evaluation.metrics import foreground_iou_dice, instance_matching, pool_matches
 from segmentation.autoseg import find_objects, run_autoseg
 
 
-def score(images: Path, masks: Path, workdir: Path) -> None:
+def score(images: Path, masks: Path, workdir: Path, csv_path: Path | None = None) -> None:
     wd = WorkingDirectory(workdir)
     photos = wd.load_project()["stages"]["autoseg"]["photos"]
-    ious, dices, matches, pooled_hits, pooled_total = [], [], [], 0, 0
+    ious, dices, matches, split_matches, pooled_hits, pooled_total = [], [], [], [], 0, 0
+    analysed: dict[str, PhotoFailures] = {}
     rows_by_photo: dict[str, list[dict]] = {}
     for row in wd.read_index():
         rows_by_photo.setdefault(row["source_image"], []).append(row)
     for name, info in sorted(photos.items()):
         truth = read_image(masks / (Path(name).stem + ".png"))
         pred = read_image(wd.autoseg / info["mask"]) > 0
+        labels = read_image(wd.autoseg / info["labels"])
         iou, dice = foreground_iou_dice(pred, truth)
         if not np.isnan(iou):
             ious.append(iou)
             dices.append(dice)
         matches.append(instance_matching(pred, truth, 0.5, pred_are_labels=False))
+        split_matches.append(instance_matching(labels, truth, 0.5, pred_are_labels=True))
+        analysed[name] = analyse_photo(labels, truth)
         for row in rows_by_photo.get(name, []):
             if row["variant_of"]:
                 continue
@@ -56,14 +67,40 @@ def score(images: Path, masks: Path, workdir: Path) -> None:
             pooled_total += 1
             pooled_hits += instance_matching(obj.astype(np.int32), truth, 0.5, pred_are_labels=True).tp
     pooled = pool_matches(matches)
+    split = pool_matches(split_matches)
+    names = sorted(analysed)
     print(f"photos scored:            {len(photos)}")
     print(f"mean foreground IoU:      {np.mean(ious):.3f}")
     print(f"mean Dice:                {np.mean(dices):.3f}")
-    print(f"instance F1@0.5:          {pooled.f1:.3f} (precision {pooled.precision:.3f}, recall {pooled.recall:.3f})")
+    print(f"instance F1@0.5:          {pooled.f1:.3f} (precision {pooled.precision:.3f}, recall {pooled.recall:.3f})"
+          " from connected components of the mask")
+    print(f"instance F1@0.5, split:   {split.f1:.3f} (precision {split.precision:.3f}, recall {split.recall:.3f})"
+          " from the objects (_labels.tif)")
+    print(f"IoU per photo:            {spread([analysed[n].iou for n in names], names)}")
     share = pooled_hits / pooled_total if pooled_total else float("nan")
     n_sources = len({r['source_image'] for rows in rows_by_photo.values() for r in rows})
     print(f"pooled objects:           {pooled_total} from {n_sources} photos")
     print(f"pooled matching expert:   {share:.3f} (IoU >= 0.5)")
+    report_failures(analysed, csv_path)
+
+
+def report_failures(analysed: dict[str, PhotoFailures], csv_path: Path | None) -> None:
+    """Failure classes of the photos and where the objects were lost."""
+    summary = summarise(analysed)
+    print("photo classes:            " + ", ".join(f"{k} {v}" for k, v in summary["classes"].items()))
+    lost = summary["lost"]
+    print(f"true objects lost:        {sum(lost.values())} of {summary['true_objects']}: "
+          + ", ".join(f"{k} {v}" for k, v in lost.items()))
+    print("predicted, unmatched:     " + ", ".join(f"{k} {v}" for k, v in summary["extra"].items()))
+    if csv_path is not None:
+        import csv
+
+        rows = [{"photo": n, **r.as_row()} for n, r in sorted(analysed.items())]
+        with open(csv_path, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        print(f"per-photo figures:        {csv_path}")
 
 
 def timing(photo: Path | None, runs: int) -> None:
@@ -87,20 +124,28 @@ def timing(photo: Path | None, runs: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=Path, default=EMPS / "images")
-    parser.add_argument("--masks", type=Path, default=EMPS / "masks")
+    parser.add_argument("--set", choices=("dev", "val"), default="dev",
+                        help="EMPS photos: dev (settings are chosen here) or val (the check set)")
+    parser.add_argument("--images", type=Path, help="photos (default: the --set's)")
+    parser.add_argument("--masks", type=Path, help="expert masks (default: the --set's)")
+    parser.add_argument("--csv", type=Path, help="write per-photo figures and failure classes here")
+    parser.add_argument("--work", type=Path, help="keep the working directory here")
     parser.add_argument("--timing-photo", type=Path,
                         default=GRAINS / "train" / "21-1_1-Image 0001-1-1.jpg")
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
+    args.images = args.images or emps_set(args.set) / "images"
+    args.masks = args.masks or emps_set(args.set) / "masks"
     require(args.images, "photos")
     require(args.masks, "expert masks")
     with tempfile.TemporaryDirectory() as tmp:
+        work = args.work or Path(tmp)
         t0 = time.perf_counter()
-        run_autoseg(args.images, tmp, progress=TerminalProgress())
+        run_autoseg(args.images, work, progress=TerminalProgress())
         print(f"autoseg stage:            {time.perf_counter() - t0:.1f} s")
-        score(args.images, args.masks, Path(tmp))
-    timing(args.timing_photo, args.runs)
+        score(args.images, args.masks, work, args.csv)
+    if args.runs:
+        timing(args.timing_photo, args.runs)
 
 
 if __name__ == "__main__":

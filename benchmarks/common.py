@@ -11,6 +11,7 @@ if str(ROOT) not in sys.path:
 
 SHARED_DATA = ROOT.parent / "shared" / "data"
 EMPS = SHARED_DATA / "emps-dev"
+EMPS_VAL = SHARED_DATA / "emps-val"  # the check set: never choose settings on it
 GRAINS = SHARED_DATA / "grain-photos"
 
 
@@ -19,3 +20,19 @@ def require(path: Path, what: str) -> Path:
         print(f"skipped: {what} not found at {path}", file=sys.stderr)
         raise SystemExit(0)
     return path
+
+
+def emps_set(name: str) -> Path:
+    """The EMPS folder for ``dev`` (where settings are chosen) or ``val``
+    (the check set)."""
+    return {"dev": EMPS, "val": EMPS_VAL}[name]
+
+
+def spread(values, names, worst: int = 5) -> str:
+    """Mean, 10th percentile and the ``worst`` lowest values with their names."""
+    import numpy as np
+
+    values = np.asarray(values, float)
+    order = np.argsort(values)[:worst]
+    low = ", ".join(f"{names[i]} {values[i]:.2f}" for i in order)
+    return f"mean {values.mean():.3f}, 10th percentile {np.percentile(values, 10):.3f}; lowest: {low}"

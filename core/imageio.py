@@ -319,6 +319,14 @@ def to_display_uint8(image: np.ndarray) -> np.ndarray:
     return (out * 255.0 + 0.5).astype(np.uint8)
 
 
+def write_label_image(path: str | Path, labels: np.ndarray) -> Path:
+    """Instance labels as a TIFF: uint16, or uint32 when there are more than
+    65535 objects."""
+    labels = np.asarray(labels)
+    dtype = np.uint16 if int(labels.max(initial=0)) <= np.iinfo(np.uint16).max else np.uint32
+    return write_image(path, labels.astype(dtype, copy=False))
+
+
 def write_image(path: str | Path, array: np.ndarray, *, overwrite: bool = True) -> Path:
     """Write an image atomically. PNG (and BMP, JPEG) via Pillow for uint8 /
     uint16 arrays; TIFF via tifffile for any dtype (float kept as float32).

@@ -5,7 +5,7 @@
 <workdir>/objects/images/     object pool crops
 <workdir>/objects/masks/      matching masks, same file names
 <workdir>/objects/index.csv   one row per pool object
-<workdir>/autoseg/            <stem>_mask.png per photo
+<workdir>/autoseg/            <stem>_mask.png and <stem>_labels.tif per photo
 <workdir>/synthetic/images|masks
 <workdir>/reports/
 ```

@@ -35,7 +35,7 @@ from scipy import ndimage as ndi
 
 from core.atomic import atomic_path, write_text_atomic
 from core.errors import UserInputError
-from core.imageio import to_display_uint8, write_image
+from core.imageio import to_display_uint8, write_image, write_label_image
 from evaluation.calibration import Calibration
 from evaluation.measure import (
     as_calibration,
@@ -80,14 +80,6 @@ def write_csv(path: str | os.PathLike, rows: Sequence[dict], columns: Sequence[s
     """Write rows (dicts) as a UTF-8 CSV with a header row, atomically."""
     write_text_atomic(path, csv_text(rows, columns))
     return Path(path)
-
-
-def write_label_image(path: str | os.PathLike, labels: np.ndarray) -> Path:
-    """Instance labels as a TIFF: uint16, or uint32 when there are more than
-    65535 objects."""
-    labels = np.asarray(labels)
-    dtype = np.uint16 if int(labels.max(initial=0)) <= np.iinfo(np.uint16).max else np.uint32
-    return write_image(path, labels.astype(dtype, copy=False))
 
 
 def draw_overlay(

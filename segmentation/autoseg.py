@@ -22,6 +22,7 @@ from core.imageio import (
     to_gray,
     to_gray_float,
     write_image,
+    write_label_image,
 )
 from core.photos import PhotoLoop
 from core.progress import Progress
@@ -232,7 +233,8 @@ def run_autoseg(images: str | Path, workdir: str | Path, *, settings: AutosegSet
     """Auto-segment every photo of a folder into the object pool.
 
     Writes ``<workdir>/autoseg/<stem>_mask.png`` (0 background, 255 object)
-    per photo, the confident objects into ``<workdir>/objects/`` with
+    and ``<stem>_labels.tif`` (the objects, touching ones split apart, one
+    label each) per photo, the confident objects into ``<workdir>/objects/`` with
     ``origin=auto``, and what was done into ``project.json``. Photos whose
     objects are already in the pool are skipped unless ``settings.redo``.
     Unreadable photos are reported and skipped.
@@ -278,6 +280,7 @@ def _autoseg(images, files: list[Path], wd: WorkingDirectory, settings: AutosegS
                              min_area_fraction=settings.min_area_fraction, work_size=settings.work_size)
         stem = photos.stem(path)
         write_image(wd.autoseg / f"{stem}_mask.png", found.foreground.astype(np.uint8) * np.uint8(255))
+        write_label_image(wd.autoseg / f"{stem}_labels.tif", found.labels)
         confidences = {s.label: s.confidence for s in found.scores}
         written = add_objects(wd.root, image, found.labels, found.pooled, source_image=path.name,
                               origin="auto", confidences=confidences, variants=settings.variants,
@@ -287,7 +290,7 @@ def _autoseg(images, files: list[Path], wd: WorkingDirectory, settings: AutosegS
         result.objects_pooled += len(found.pooled)
         result.files_written += 2 * len(written)
         result.per_photo[path.name] = {
-            "mask": f"{stem}_mask.png", "polarity": found.polarity,
+            "mask": f"{stem}_mask.png", "labels": f"{stem}_labels.tif", "polarity": found.polarity,
             "polarity_margin": round(found.polarity_margin, 3), "objects": found.count,
             "pooled": len(found.pooled), "median_diameter_px": round(found.median_diameter(), 2),
             "area_fraction": round(float(found.foreground.mean()), 4),

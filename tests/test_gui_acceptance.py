@@ -66,7 +66,8 @@ def test_the_whole_loop_from_first_launch_with_the_fields_as_they_come(qtbot, tm
     auto = pool.read_index()
     assert len(auto) >= 20 and {r["origin"] for r in auto} == {"auto"}
     assert sorted(pool.pool_files()) == sorted(r["file"] for r in auto)
-    assert sorted(p.name for p in (wd / "autoseg").iterdir()) == sorted(f"{p[:-4]}_mask.png" for p in photos)
+    assert sorted(p.name for p in (wd / "autoseg").iterdir()) == sorted(
+        f"{p[:-4]}{suffix}" for p in photos for suffix in ("_mask.png", "_labels.tif"))
     assert window.pool.count.text() == f"{len(auto)} objects in the pool"
 
     # 2. Create synthetic data: as many images as the field says, each with its mask.

@@ -11,9 +11,9 @@ from PIL import Image
 from skimage.draw import disk, polygon
 
 from core.errors import UserInputError
-from core.imageio import read_image
+from core.imageio import read_image, write_label_image
 from evaluation.calibration import Calibration
-from evaluation.exports import MeasurementCollector, write_label_image, write_measurements
+from evaluation.exports import MeasurementCollector, write_measurements
 from evaluation.measure import (
     feret_diameters,
     measure_objects,
