@@ -7,7 +7,11 @@ each step the photos' masks are scored against the expert masks: mean
 foreground IoU and Dice (per photo, then averaged) and instance F1 at IoU
 0.5 (pooled over photos), with the elapsed time.
 
-    python benchmarks/bench_label_free.py [--images DIR --masks DIR] [--rounds N] [--work DIR]
+    python benchmarks/bench_label_free.py [--set dev|val | --images DIR --masks DIR] [--rounds N] [--work DIR]
+
+Instance F1 is scored on each step's objects (``_labels.tif``: touching
+objects split apart), or on the connected components of the mask where a
+step writes no labels.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import EMPS, require
+from common import emps_set, require, spread
 from core.imageio import read_image
 from core.progress import TerminalProgress
 from evaluation.metrics import foreground_iou_dice, instance_matching, pool_matches
@@ -27,7 +31,7 @@ from evaluation.metrics import foreground_iou_dice, instance_matching, pool_matc
 
 def score(pred_dir: Path, masks: Path, pattern: str) -> dict:
     """Scores of ``pred_dir/<stem><pattern>`` against ``masks/<stem>.png``."""
-    ious, dices, matches = [], [], []
+    ious, dices, matches, names = [], [], [], []
     for truth_path in sorted(masks.glob("*.png")):
         pred_path = pred_dir / f"{truth_path.stem}{pattern}"
         if not pred_path.exists():
@@ -40,25 +44,32 @@ def score(pred_dir: Path, masks: Path, pattern: str) -> dict:
         if not np.isnan(iou):
             ious.append(iou)
             dices.append(dice)
+            names.append(truth_path.name)
         matches.append(instance_matching(instances, truth, 0.5, pred_are_labels=labels_path.exists()))
     pooled = pool_matches(matches)
     return {"photos": len(matches), "iou": float(np.mean(ious)), "dice": float(np.mean(dices)),
-            "f1": pooled.f1, "precision": pooled.precision, "recall": pooled.recall}
+            "f1": pooled.f1, "precision": pooled.precision, "recall": pooled.recall,
+            "spread": spread(ious, names)}
 
 
 def line(name: str, s: dict, elapsed: float) -> str:
     return (f"{name:<28} IoU {s['iou']:.3f}  Dice {s['dice']:.3f}  instance F1 {s['f1']:.3f} "
-            f"(P {s['precision']:.3f} R {s['recall']:.3f})  [{s['photos']} photos, {elapsed / 60:.1f} min]")
+            f"(P {s['precision']:.3f} R {s['recall']:.3f})  [{s['photos']} photos, {elapsed / 60:.1f} min]"
+            f"\n{'':<28} IoU per photo: {s['spread']}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=Path, default=EMPS / "images")
-    parser.add_argument("--masks", type=Path, default=EMPS / "masks")
+    parser.add_argument("--set", choices=("dev", "val"), default="dev",
+                        help="EMPS photos: dev (settings are chosen here) or val (the check set)")
+    parser.add_argument("--images", type=Path, help="photos (default: the --set's)")
+    parser.add_argument("--masks", type=Path, help="expert masks (default: the --set's)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--work", type=Path, default=None, help="keep the working files here")
     args = parser.parse_args()
+    args.images = args.images or emps_set(args.set) / "images"
+    args.masks = args.masks or emps_set(args.set) / "masks"
     require(args.images, "photos")
     require(args.masks, "expert masks")
     with tempfile.TemporaryDirectory() as tmp:
