@@ -258,7 +258,7 @@ def _split_components(
     whole[0] = False
     whole[[k for k, _, _, _ in split]] = False
     object_areas = np.concatenate([areas[whole]] + [state.areas() for _, _, _, state in split])
-    limit = min_fragment * _typical_area(object_areas.astype(float))
+    limit = min_fragment * typical_area(object_areas.astype(float))
     out = components.astype(np.int32, copy=True)
     next_label = n_components + 1
     for _, crop, own, state in split:
@@ -382,7 +382,7 @@ def _adjacency(pieces: np.ndarray, dist: np.ndarray) -> tuple[np.ndarray, np.nda
     return unique // n, unique % n, saddle
 
 
-def _typical_area(areas: np.ndarray) -> float:
+def typical_area(areas: np.ndarray) -> float:
     """Area-weighted median: the size of the object a random foreground
     pixel belongs to. Unlike the plain median it is not pulled down by a
     crowd of specks."""
@@ -394,6 +394,17 @@ def _typical_area(areas: np.ndarray) -> float:
     return float(order[np.searchsorted(cumulative, cumulative[-1] / 2.0)])
 
 
+def drop_specks(labels: np.ndarray, share: float) -> np.ndarray:
+    """``labels`` without the objects smaller than ``share`` of the typical
+    object area (:func:`typical_area`), renumbered in reading order."""
+    areas = np.bincount(np.asarray(labels).ravel())
+    areas[0] = 0
+    present = areas[areas > 0]
+    if present.size == 0:
+        return labels.astype(np.int32, copy=False)
+    return _drop_small(labels, max(1, int(np.ceil(share * typical_area(present.astype(float))))))
+
+
 def _drop_small(labels: np.ndarray, min_size: int | None) -> np.ndarray:
     areas = np.bincount(labels.ravel())
     areas[0] = 0
@@ -402,7 +413,7 @@ def _drop_small(labels: np.ndarray, min_size: int | None) -> np.ndarray:
         if present.size == 0:
             return labels.astype(np.int32, copy=False)
         # Relative only: a class of one-pixel objects (hot pixels) keeps them all.
-        min_size = int(0.02 * _typical_area(present.astype(float)))
+        min_size = int(0.02 * typical_area(present.astype(float)))
     small = areas < min_size
     small[0] = False
     if not small.any():

@@ -232,3 +232,36 @@ def test_a_touching_pair_the_splitter_keeps_whole_stays_out_of_the_pool():
     assert len(whole_pair) == 1 and whole_pair[0].label not in found.pooled  # found, not pooled
     assert whole_pair[0].second_bay > 0.2
     assert len(found.pooled) == 5  # every single particle is
+
+
+def test_specks_of_texture_are_not_objects():
+    """Bright specks of 100 pixels beside particles of 5000 to 6400: the
+    specks are above the photo-size floor but far below the particles' size."""
+    image, truth = render_particle_scene((384, 512), count=8, radius=(40, 45), polarity="bright", seed=8)
+    rng = np.random.default_rng(1)
+    specks = np.zeros(truth.shape, bool)
+    for _ in range(40):
+        y, x = int(rng.integers(5, 378)), int(rng.integers(5, 506))
+        if not (truth > 0)[max(0, y - 8):y + 18, max(0, x - 8):x + 18].any() | specks[max(0, y - 8):y + 18, max(0, x - 8):x + 18].any():
+            specks[y:y + 10, x:x + 10] = True
+    assert specks.sum() >= 15 * 100
+    image = image.copy()
+    image[specks] = image.max()
+    found = find_objects(image)
+    on_particles = [np.mean(truth[found.labels == k] > 0) for k in range(1, found.labels.max() + 1)]
+    assert min(on_particles) > 0.5  # no object is a speck
+    assert match_count(found.labels, truth) >= 0.85 * truth.max()
+
+
+def test_drop_specks_keeps_objects_above_the_share_of_the_typical_area():
+    from segmentation.instances import drop_specks
+
+    labels = np.zeros((60, 60), np.int32)
+    labels[5:25, 5:25] = 1    # 400 px
+    labels[5:25, 35:55] = 2   # 400 px
+    labels[40:44, 40:45] = 3  # 20 px: 5 % of 400 is the limit, kept
+    labels[50:53, 5:9] = 4    # 12 px: dropped
+    kept = drop_specks(labels, 0.05)
+    assert sorted(np.unique(kept))[1:] == [1, 2, 3]
+    assert (kept[50:53, 5:9] == 0).all() and kept.dtype == np.int32
+    assert drop_specks(np.zeros((4, 4), np.int32), 0.05).max() == 0
