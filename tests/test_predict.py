@@ -30,17 +30,9 @@ def _meta(num_classes=3, depth=3, mode="percentile"):
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    """A tiny trained model folder with 2 classes."""
-    from test_train import TINY, make_discs
-
-    from training.settings import TrainSettings
-    from training.train import run_training
-
-    data = make_discs(tmp_path_factory.mktemp("discs"), count=6)
-    folder = tmp_path_factory.mktemp("model")
-    run_training(data, folder, settings=TrainSettings(epochs=6, augment=False, **TINY))
-    return folder
+def model_dir(tiny_project):
+    """A tiny trained model folder with 2 classes (conftest.tiny_project)."""
+    return tiny_project / "model"
 
 
 @pytest.fixture(scope="module")
