@@ -16,8 +16,9 @@ import numpy as np
 
 from core.atomic import atomic_path
 from core.errors import ImageReadError, UserInputError
+from core.fits import FITS_EXTENSIONS, read_fits
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp") + FITS_EXTENSIONS
 # About 17 000 x 17 000: beyond this a photo is more likely a mistake (or a
 # decompression bomb) than a micrograph, and would not fit in memory as float.
 MAX_PIXELS = 300_000_000
@@ -83,7 +84,9 @@ def read_image(path: str | Path, *, warn: Warn = None) -> np.ndarray:
     (H, W, 4) for RGBA, dtype uint8, uint16 or float32 (other integer types
     are converted to the nearest of these without rescaling). JPEG EXIF
     orientation is applied. For a multi-page TIFF the first page is read and
-    ``warn`` is called with a message saying so.
+    ``warn`` is called with a message saying so. A FITS frame gives the
+    physical values (BZERO/BSCALE applied) of its first image unit
+    (:func:`core.fits.read_fits`).
 
     Raises :class:`ImageReadError` naming the file when it is missing, empty,
     corrupt, unsupported or enormous.
@@ -101,6 +104,9 @@ def read_image(path: str | Path, *, warn: Warn = None) -> np.ndarray:
     try:
         if suffix in (".tif", ".tiff"):
             array = _read_tiff(path, warn)
+        elif suffix in FITS_EXTENSIONS:
+            array = read_fits(path, warn=warn)
+            _check_size(array.shape[1], array.shape[0], path)
         else:
             array = _read_pillow(path, warn)
     except ImageReadError:

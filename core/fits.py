@@ -1,0 +1,110 @@
+"""Detector frames in FITS: the image data of one header-data unit.
+
+CCD frames come as FITS files, often with one image extension per
+amplifier and the primary unit holding only a header. The values are ADU,
+stored as 16- or 32-bit integers with ``BZERO``/``BSCALE`` (astropy applies
+them) or as floats. Rows are kept in the order the file stores them: row 0
+is the frame's first row (FITS y = 1), so coordinates in the results are
+FITS pixel coordinates less one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import ImageReadError
+
+FITS_EXTENSIONS = (".fits", ".fit", ".fts")
+
+
+def image_units(path: Path) -> list[int]:
+    """Indices of the header-data units of a FITS file that hold an image
+    of at least two dimensions."""
+    with _open(path) as units:
+        return [i for i, unit in enumerate(units) if _is_image(unit)]
+
+
+def read_fits(path: Path, *, hdu: int | None = None, warn: Callable[[str], None] | None = None) -> np.ndarray:
+    """The image of one unit of a FITS file, scaled to physical values.
+
+    ``hdu`` picks the unit (0 = primary); by default the first that holds
+    an image, and ``warn`` is told when there are others (one per amplifier).
+    A cube gives its first plane. Raises :class:`ImageReadError` naming the
+    file for a corrupt, truncated or image-less file.
+    """
+    with _open(path) as units:
+        images = [i for i, unit in enumerate(units) if _is_image(unit)]
+        if hdu is None:
+            if not images:
+                raise ImageReadError(f"FITS file holds no image data: {path}")
+            hdu = images[0]
+            if len(images) > 1 and warn:
+                warn(f"{path.name}: {len(images)} image units (one per amplifier?), using unit {hdu}")
+        elif not 0 <= hdu < len(units):
+            raise ImageReadError(f"FITS file has no unit {hdu} (it has {len(units)}): {path}")
+        elif hdu not in images:
+            raise ImageReadError(f"FITS unit {hdu} holds no image data: {path}")
+        unit = units[hdu]
+        shape = unit.shape
+        if len(shape) > 2 and warn:
+            warn(f"{path.name}: a cube of shape {tuple(shape)}, using the first plane")
+        try:
+            raw = unit.data[(0,) * (len(shape) - 2)] if len(shape) > 2 else unit.data
+            return _scaled(raw, unit.header)
+        except (OSError, ValueError, TypeError, IndexError) as exc:
+            raise ImageReadError(f"Cannot read the image data of FITS file {path}: {_short(exc)}") from None
+
+
+def _open(path: Path):
+    import warnings
+
+    from astropy.io import fits
+
+    try:
+        # The stored values are memory-mapped and scaled here, one plane at a
+        # time. Astropy's own warnings (a truncated file, a header card that
+        # breaks the standard) are left out: a file that cannot be read gets
+        # one message of ours, a readable one needs none.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            units = fits.open(path, memmap=True, lazy_load_hdus=False, do_not_scale_image_data=True)
+    except (OSError, ValueError, TypeError, IndexError) as exc:
+        raise ImageReadError(f"Cannot read FITS file {path}: {_short(exc)}") from None
+    return units
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+def _is_image(unit) -> bool:
+    from astropy.io import fits
+
+    return (isinstance(unit, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU))
+            and unit.header.get("NAXIS", 0) >= 2 and all(n > 0 for n in unit.shape))
+
+
+def _scaled(raw: np.ndarray, header) -> np.ndarray:
+    """Stored values to physical ones: ``BSCALE * stored + BZERO``, with
+    ``BLANK`` pixels as NaN. Integers stay integers where the scaling is an
+    integer offset (16-bit unsigned frames are stored as signed + 32768)."""
+    bscale, bzero = float(header.get("BSCALE", 1.0)), float(header.get("BZERO", 0.0))
+    blank = header.get("BLANK") if raw.dtype.kind in "iu" else None
+    raw = np.asarray(raw)
+    if raw.dtype.kind in "iu" and bscale == 1.0 and bzero.is_integer() and blank is None:
+        wide = np.int64 if raw.dtype.itemsize >= 4 else np.int32
+        data = raw.astype(wide) + wide(int(bzero))
+        lo, hi = (int(data.min()), int(data.max())) if data.size else (0, 0)
+        if lo >= 0 and hi <= 65535:
+            return data.astype(np.uint16)
+        return data
+    data = raw.astype(np.float32)
+    if bscale != 1.0 or bzero != 0.0:
+        data = data * np.float32(bscale) + np.float32(bzero)
+    if blank is not None:
+        data[np.asarray(raw) == int(blank)] = np.nan
+    return data

@@ -1,0 +1,118 @@
+"""FITS detector frames are read wherever a photo is read: the stored
+values scaled to ADU, the first image unit of a multi-amplifier file, and
+one clear message for a file that is not a readable FITS image."""
+
+import json
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from core.errors import ImageReadError
+from core.imageio import list_images, read_image
+from helpers import run_app
+
+
+def _frame(shape=(40, 50), pedestal=40000, seed=0):
+    rng = np.random.default_rng(seed)
+    frame = pedestal + rng.normal(0, 5, shape)
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    for cy, cx in ((12, 14), (28, 36)):
+        frame += 3000 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 8.0)
+    return np.clip(frame, 0, 65535).astype(np.uint16)
+
+
+def test_unsigned_16_bit_frame_keeps_its_adu(tmp_path):
+    frame = _frame()
+    fits.PrimaryHDU(frame).writeto(tmp_path / "f.fits")
+    assert fits.getheader(tmp_path / "f.fits")["BZERO"] == 32768  # stored as signed + 32768
+    image = read_image(tmp_path / "f.fits")
+    assert image.dtype == np.uint16
+    np.testing.assert_array_equal(image, frame)
+
+
+def test_bscale_and_bzero_give_physical_values(tmp_path):
+    unit = fits.PrimaryHDU(np.array([[1, 2], [3, 4]], np.int16))
+    unit.header["BSCALE"], unit.header["BZERO"] = 0.5, 10.0
+    unit.writeto(tmp_path / "s.fit")
+    np.testing.assert_allclose(read_image(tmp_path / "s.fit"), [[10.5, 11.0], [11.5, 12.0]])
+
+
+def test_blank_pixels_become_nan(tmp_path):
+    unit = fits.PrimaryHDU(np.array([[1, -999], [3, 4]], np.int16))
+    unit.header["BLANK"] = -999
+    unit.writeto(tmp_path / "b.fits")
+    image = read_image(tmp_path / "b.fits")
+    assert np.isnan(image[0, 1]) and image[1, 1] == 4
+
+
+def test_signed_and_float_frames(tmp_path):
+    fits.PrimaryHDU(np.array([[-5, 100000], [3, 4]], np.int32)).writeto(tmp_path / "i.fits")
+    np.testing.assert_array_equal(read_image(tmp_path / "i.fits"), [[-5, 100000], [3, 4]])
+    data = np.random.default_rng(1).random((6, 7)).astype(">f8")
+    fits.PrimaryHDU(data).writeto(tmp_path / "d.fts")
+    image = read_image(tmp_path / "d.fts")
+    assert image.dtype == np.float32
+    np.testing.assert_allclose(image, data, rtol=1e-6)
+
+
+def test_one_unit_per_amplifier_uses_the_first_and_says_so(tmp_path):
+    a, b = _frame(seed=1), _frame(seed=2)
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(a), fits.ImageHDU(b)]).writeto(tmp_path / "mef.fits")
+    said = []
+    image = read_image(tmp_path / "mef.fits", warn=said.append)
+    np.testing.assert_array_equal(image, a)
+    assert said == ["mef.fits: 2 image units (one per amplifier?), using unit 1"]
+
+
+def test_a_cube_gives_its_first_plane(tmp_path):
+    cube = np.arange(2 * 5 * 6, dtype=np.float32).reshape(2, 5, 6)
+    fits.PrimaryHDU(cube).writeto(tmp_path / "c.fits")
+    said = []
+    np.testing.assert_array_equal(read_image(tmp_path / "c.fits", warn=said.append), cube[0])
+    assert "first plane" in said[0]
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("header_only.fits", None, "holds no image data"),
+    ("truncated.fits", "truncate", "Cannot read the image data"),
+    ("not_fits.fits", b"a text file renamed\n" * 200, "Cannot read FITS file"),
+])
+def test_unreadable_fits_gets_one_message_naming_the_file(tmp_path, name, content, message):
+    path = tmp_path / name
+    if content is None:
+        fits.PrimaryHDU().writeto(path)
+    elif content == "truncate":
+        fits.PrimaryHDU(_frame((200, 200))).writeto(tmp_path / "whole.fits")
+        path.write_bytes((tmp_path / "whole.fits").read_bytes()[:6000])
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ImageReadError) as caught:
+        read_image(path)
+    assert message in str(caught.value) and name in str(caught.value)
+
+
+def test_fits_frames_are_listed_as_photos(tmp_path):
+    for name in ("a.fits", "b.FIT", "c.fts", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    assert [p.name for p in list_images(tmp_path)] == ["a.fits", "b.FIT", "c.fts"]
+
+
+def test_autoseg_cli_on_fits_frames_skips_a_corrupt_one(tmp_path):
+    """The user's path: a folder of frames with one damaged file; the good
+    frames are segmented, the bad one is named and nothing else is lost."""
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(2):
+        fits.PrimaryHDU(_frame((64, 80), seed=i)).writeto(frames / f"run_{i}.fits")
+    (frames / "run_9.fits").write_bytes((frames / "run_0.fits").read_bytes()[:4000])
+    result = run_app("autoseg", "--images", frames, "--workdir", tmp_path / "wd")
+    assert result.returncode == 3, result.stderr
+    assert "run_9.fits" in result.stderr and "Traceback" not in result.stderr
+    project = json.loads((tmp_path / "wd" / "project.json").read_text())
+    photos = project["stages"]["autoseg"]["photos"]
+    assert sorted(photos) == ["run_0.fits", "run_1.fits"]
+    for i in range(2):
+        labels = read_image(tmp_path / "wd" / "autoseg" / f"run_{i}_labels.tif")
+        assert labels.max() == 2  # the two charge clusters, bright on the pedestal
+    assert photos["run_0.fits"]["polarity"] == "bright"
