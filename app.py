@@ -79,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=positive_int, default=256, help="frame side in pixels (default 256)")
     p.add_argument("--seed", type=seed_int, default=0, help="random seed (same seed, same frames)")
 
+    p = sub.add_parser("label-ccd", help="label real CCD frames by thresholds in noise sigmas (a training set)")
+    p.add_argument("--frames", required=True, help="folder of frames (FITS, TIFF, ...) or one frame")
+    p.add_argument("--out", required=True, help="output folder (images/, masks/ and ccd_labels.json are written)")
+
     p = sub.add_parser("train", help="train a U-Net on a folder with images/ and masks/")
     p.add_argument("--data", required=True, help="folder with images/ and masks/ (e.g. WORKDIR/synthetic)")
     p.add_argument("--model", required=True, help="model folder (created; resumed if it holds a model)")
@@ -162,6 +166,14 @@ def _run_simulate_ccd(args, progress) -> int:
     result = run_simulate_ccd(args.out, settings=settings, progress=progress)
     print(result.summary())
     return 0
+
+
+def _run_label_ccd(args, progress) -> int:
+    from synthetic.label_ccd import run_label_ccd
+
+    result = run_label_ccd(args.frames, args.out, progress=progress)
+    print(result.summary())
+    return _skipped_status(result.failed)
 
 
 def _run_train(args, progress) -> int:
@@ -260,6 +272,7 @@ HANDLERS = {
     "autoseg": _run_autoseg,
     "synthesize": _run_synthesize,
     "simulate-ccd": _run_simulate_ccd,
+    "label-ccd": _run_label_ccd,
     "train": _run_train,
     "segment": _run_segment,
     "evaluate": _run_evaluate,

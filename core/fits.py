@@ -10,6 +10,7 @@ FITS pixel coordinates less one.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +19,36 @@ import numpy as np
 from core.errors import ImageReadError
 
 FITS_EXTENSIONS = (".fits", ".fit", ".fts")
+
+# One unit of a FITS file, named as CFITSIO and astropy users write it:
+# ``frame.fits[2]`` is unit 2 (0 = primary) of ``frame.fits``.
+_UNIT = re.compile(r"^(?P<file>.+\.(?:fits|fit|fts))\[(?P<unit>\d+)\]$", re.IGNORECASE)
+
+
+def split_unit(path: Path) -> tuple[Path, int | None]:
+    """``frame.fits[2]`` -> (``frame.fits``, 2); any other path -> (path, None)."""
+    path = Path(path)
+    match = _UNIT.match(path.name)
+    if match is None:
+        return path, None
+    return path.with_name(match["file"]), int(match["unit"])
+
+
+def unit_path(path: Path, unit: int) -> Path:
+    """The name of one unit of a FITS file: ``frame.fits[2]``."""
+    return Path(path).with_name(f"{Path(path).name}[{unit}]")
+
+
+def units_as_photos(path: Path) -> list[Path]:
+    """A FITS file as the photos it holds: the file itself when it has one
+    image unit (or cannot be read: the reader reports it), else one
+    ``frame.fits[N]`` per image unit (one per amplifier), each segmented and
+    reported on its own."""
+    try:
+        units = image_units(path)
+    except ImageReadError:
+        return [path]
+    return [unit_path(path, unit) for unit in units] if len(units) > 1 else [path]
 
 
 def image_units(path: Path) -> list[int]:

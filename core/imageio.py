@@ -16,7 +16,7 @@ import numpy as np
 
 from core.atomic import atomic_path
 from core.errors import ImageReadError, UserInputError
-from core.fits import FITS_EXTENSIONS, read_fits
+from core.fits import FITS_EXTENSIONS, read_fits, split_unit, units_as_photos
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp") + FITS_EXTENSIONS
 # About 17 000 x 17 000: beyond this a photo is more likely a mistake (or a
@@ -33,9 +33,14 @@ def list_images(folder: str | Path, *, what: str = "photos folder") -> list[Path
     image, naming the folder.
     """
     folder = Path(folder)
+    file, unit = split_unit(folder)
+    if unit is not None and file.is_file():
+        return [folder]  # one unit of a FITS file: frame.fits[2]
     if not folder.exists():
         raise UserInputError(f"The {what} does not exist: {folder}")
     if folder.is_file():
+        if folder.suffix.lower() in FITS_EXTENSIONS:
+            return units_as_photos(folder)
         if folder.suffix.lower() in IMAGE_EXTENSIONS:
             return [folder]
         raise UserInputError(f"Not a supported image ({', '.join(IMAGE_EXTENSIONS)}): {folder}")
@@ -49,7 +54,8 @@ def list_images(folder: str | Path, *, what: str = "photos folder") -> list[Path
         raise UserInputError(
             f"The {what} holds no images ({', '.join(IMAGE_EXTENSIONS)}): {folder}"
         )
-    return files
+    return [photo for f in files
+            for photo in (units_as_photos(f) if f.suffix.lower() in FITS_EXTENSIONS else [f])]
 
 
 def output_stems(files: list[Path]) -> dict[Path, str]:
@@ -60,6 +66,11 @@ def output_stems(files: list[Path]) -> dict[Path, str]:
     processed with it."""
     files = [Path(f) for f in files]
     names: dict[Path, str] = {}
+    for f in files:
+        file, unit = split_unit(f)
+        if unit is not None:  # one amplifier of a FITS file: frame.fits[2] -> frame_hdu2
+            names[f] = f"{output_stems([file])[file]}_hdu{unit}"
+    files = [f for f in files if f not in names]
     for folder in {f.parent for f in files}:
         try:
             stems = [p.stem for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS]
@@ -91,7 +102,9 @@ def read_image(path: str | Path, *, warn: Warn = None) -> np.ndarray:
     Raises :class:`ImageReadError` naming the file when it is missing, empty,
     corrupt, unsupported or enormous.
     """
-    path = Path(path)
+    path, unit = split_unit(Path(path))
+    if unit is not None:
+        return _read_fits_unit(path, unit, warn)
     if not path.is_file():
         raise ImageReadError(f"Image file not found: {path}")
     if path.stat().st_size == 0:
@@ -115,6 +128,14 @@ def read_image(path: str | Path, *, warn: Warn = None) -> np.ndarray:
         raise ImageReadError(f"Image is too large to load into memory: {path}") from None
     except Exception as exc:  # noqa: BLE001 - any decoder failure means a bad file
         raise ImageReadError(f"Cannot read image {path}: {_short(exc)}") from None
+    return _normalise_array(array, path)
+
+
+def _read_fits_unit(path: Path, unit: int, warn: Warn) -> np.ndarray:
+    if not path.is_file():
+        raise ImageReadError(f"Image file not found: {path}")
+    array = read_fits(path, hdu=unit, warn=warn)
+    _check_size(array.shape[1], array.shape[0], path)
     return _normalise_array(array, path)
 
 

@@ -12,7 +12,7 @@ def run_app(*args, timeout=120):
 def test_help_lists_every_stage():
     result = run_app("--help")
     assert result.returncode == 0
-    for name in ("autoseg", "synthesize", "simulate-ccd", "train", "segment",
+    for name in ("autoseg", "synthesize", "simulate-ccd", "label-ccd", "train", "segment",
                  "evaluate", "pipeline", "refine"):
         assert name in result.stdout
 

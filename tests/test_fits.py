@@ -116,3 +116,88 @@ def test_autoseg_cli_on_fits_frames_skips_a_corrupt_one(tmp_path):
         labels = read_image(tmp_path / "wd" / "autoseg" / f"run_{i}_labels.tif")
         assert labels.max() == 2  # the two charge clusters, bright on the pedestal
     assert photos["run_0.fits"]["polarity"] == "bright"
+
+
+def _simulated_fits(folder, count, size=96):
+    """Simulated frames saved as a detector writes them: unsigned 16-bit FITS."""
+    from synthetic.ccd import CCDSettings, frame_rng, simulate_frame
+
+    folder.mkdir()
+    truths = {}
+    for i in range(count):
+        frame, truth = simulate_frame(frame_rng(7, i), CCDSettings(size=size))
+        fits.PrimaryHDU(np.clip(np.rint(frame), 0, 65535).astype(np.uint16)).writeto(folder / f"f{i}.fits")
+        truths[f"f{i}"] = truth
+    return truths
+
+
+def test_label_ccd_cli_writes_a_training_set_from_fits_frames(tmp_path):
+    """The user's path: his FITS frames in, a set `train` can read out, with
+    clusters found where the simulator put them."""
+    from synthetic.ccd_labels import CLUSTER, class_scores
+    from training.data_files import read_class_names
+
+    truths = _simulated_fits(tmp_path / "frames", 3)
+    result = run_app("label-ccd", "--frames", tmp_path / "frames", "--out", tmp_path / "set")
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "set"
+    assert sorted(p.name for p in (out / "images").iterdir()) == ["f0.tif", "f1.tif", "f2.tif"]
+    assert read_class_names(out, 4) == ["background", "glowing", "hot pixel", "cluster"]
+    info = json.loads((out / "ccd_labels.json").read_text())
+    assert [row["source"] for row in info["frames"]] == ["f0.fits", "f1.fits", "f2.fits"]
+    assert all(row["noise_sigma_adu"] > 0 for row in info["frames"])
+    np.testing.assert_array_equal(read_image(out / "images" / "f0.tif"), read_image(tmp_path / "frames" / "f0.fits"))
+    masks = np.stack([read_image(out / "masks" / f"{stem}.png") for stem in truths])
+    scores = class_scores(np.stack(list(truths.values())), masks)
+    assert (masks == CLUSTER).any() and scores["cluster"]["f1"] > 0.5, scores
+
+
+def test_label_ccd_keeps_an_earlier_set_when_nothing_can_be_labelled(tmp_path):
+    _simulated_fits(tmp_path / "frames", 1, size=64)
+    assert run_app("label-ccd", "--frames", tmp_path / "frames", "--out", tmp_path / "set").returncode == 0
+    before = sorted((tmp_path / "set").rglob("*"))
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "broken.fits").write_bytes(b"SIMPLE  =                    T" + b" " * 50)
+    fits.PrimaryHDU(np.zeros((4, 4), np.uint16)).writeto(bad / "tiny.fits")
+    result = run_app("label-ccd", "--frames", bad, "--out", tmp_path / "set")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "could be labelled" in result.stderr
+    assert sorted((tmp_path / "set").rglob("*")) == before
+
+
+def _two_amplifiers(path, seed=0):
+    a, b = _frame((64, 80), seed=seed), _frame((64, 80), seed=seed + 1)[:, ::-1]
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(a), fits.ImageHDU(b)]).writeto(path)
+    return a, b
+
+
+def test_each_amplifier_is_a_photo_of_its_own(tmp_path):
+    a, b = _two_amplifiers(tmp_path / "run.fits")
+    fits.PrimaryHDU(_frame()).writeto(tmp_path / "single.fits")
+    photos = list_images(tmp_path)
+    assert [p.name for p in photos] == ["run.fits[1]", "run.fits[2]", "single.fits"]
+    from core.imageio import output_stems
+    assert list(output_stems(photos).values()) == ["run_hdu1", "run_hdu2", "single"]
+    np.testing.assert_array_equal(read_image(photos[1]), b)
+    assert list_images(tmp_path / "run.fits[2]") == [tmp_path / "run.fits[2]"]
+    for unit, message in ((0, "holds no image data"), (9, "has no unit 9")):
+        with pytest.raises(ImageReadError, match=message):
+            read_image(tmp_path / f"run.fits[{unit}]")
+
+
+def test_segment_cli_on_multi_amplifier_frames(tiny_project, tmp_path):
+    """`segment` on a folder of two-amplifier FITS frames: every amplifier
+    segmented and reported on its own."""
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(2):
+        _two_amplifiers(frames / f"run_{i}.fits", seed=2 * i)
+    result = run_app("segment", "--model", tiny_project / "model", "--images", frames, "--out", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    for i in range(2):
+        for unit in (1, 2):
+            assert (tmp_path / "out" / f"run_{i}_hdu{unit}_labels.tif").is_file()
+    summary = (tmp_path / "out" / "summary.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in summary[1:]] == [
+        "run_0.fits[1]", "run_0.fits[2]", "run_1.fits[1]", "run_1.fits[2]"]

@@ -122,7 +122,7 @@ def read_mask(path: Path) -> np.ndarray:
     return mask
 
 
-DESCRIPTIONS = ("classes.json", "simulation.json", "synthesis.json")
+DESCRIPTIONS = ("classes.json", "simulation.json", "ccd_labels.json", "synthesis.json")
 
 
 def read_description(folder: Path) -> dict:
