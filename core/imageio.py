@@ -16,7 +16,7 @@ import numpy as np
 
 from core.atomic import atomic_path
 from core.errors import ImageReadError, UserInputError
-from core.fits import FITS_EXTENSIONS, read_fits, split_unit, units_as_photos
+from core.fits import FITS_EXTENSIONS, image_units, read_fits, split_unit, units_as_photos
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp") + FITS_EXTENSIONS
 # About 17 000 x 17 000: beyond this a photo is more likely a mistake (or a
@@ -34,8 +34,12 @@ def list_images(folder: str | Path, *, what: str = "photos folder") -> list[Path
     """
     folder = Path(folder)
     file, unit = split_unit(folder)
-    if unit is not None and file.is_file():
-        return [folder]  # one unit of a FITS file: frame.fits[2]
+    if unit is not None and file.is_file():  # one unit of a FITS file: frame.fits[2]
+        units = image_units(file)
+        if unit not in units:
+            raise UserInputError(f"{file.name} has no image in unit {unit} "
+                                 f"(its image units: {', '.join(map(str, units)) or 'none'}): {file}")
+        return [folder]
     if not folder.exists():
         raise UserInputError(f"The {what} does not exist: {folder}")
     if folder.is_file():

@@ -22,6 +22,7 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
+from core.fits import split_unit
 from core.imageio import IMAGE_EXTENSIONS
 from core.model_folder import ModelFolder
 from core.workdir import WorkingDirectory
@@ -261,7 +262,7 @@ class ControlsPanel(QWidget):
         if not text:
             return f"{name}: the field is empty. {field.edit.toolTip()}"
         path = Path(text).expanduser()
-        if rule in ("existing", "photos") and not path.exists():
+        if rule in ("existing", "photos") and not split_unit(path)[0].exists():  # frame.fits[2]: one unit
             return f"{name}: {path} does not exist."
         if rule == "photos":
             from core.errors import UserInputError

@@ -135,7 +135,9 @@ def shoot(args, tmp: Path) -> int:
     settle(app)
     c = window.controls
     c.photos.set_text(str(photos))
-    photo = sorted(p for p in photos.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".tif", ".tiff"))[0]
+    from core.imageio import list_images
+
+    photo = list_images(photos)[0]
     c.photo.set_text(str(photo))
     if args.model:
         c.model.set_text(args.model)

@@ -201,3 +201,15 @@ def test_segment_cli_on_multi_amplifier_frames(tiny_project, tmp_path):
     summary = (tmp_path / "out" / "summary.csv").read_text().splitlines()
     assert [row.split(",")[0] for row in summary[1:]] == [
         "run_0.fits[1]", "run_0.fits[2]", "run_1.fits[1]", "run_1.fits[2]"]
+
+
+def test_a_unit_that_holds_no_image_is_refused_before_any_work(tmp_path):
+    from core.errors import UserInputError
+
+    _two_amplifiers(tmp_path / "run.fits")
+    for unit in (0, 5):
+        with pytest.raises(UserInputError, match=f"run.fits has no image in unit {unit} \\(its image units: 1, 2\\)"):
+            list_images(tmp_path / f"run.fits[{unit}]")
+    result = run_app("autoseg", "--images", tmp_path / "run.fits[5]", "--workdir", tmp_path / "wd")
+    assert result.returncode == 2 and "no image in unit 5" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "wd").exists()

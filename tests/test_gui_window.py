@@ -363,3 +363,31 @@ def test_keyboard_focus_leaves_the_controls_while_a_stage_runs(qtbot, window):
         focused = window.focusWidget()
         assert focused is not window.controls.epochs and not window.controls.isAncestorOf(focused)
         release.set()
+
+
+def test_fits_amplifiers_are_photos_in_the_window(qtbot, window, boxes, tmp_path):
+    """A folder of two-amplifier FITS frames: Auto-segment photos handles
+    every amplifier, and the photo field takes one unit by its name."""
+    import json
+
+    import numpy as np
+    from astropy.io import fits
+
+    from core.imageio import to_gray
+    from synthetic.scenes import render_particle_scene
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    units = [(8800 + to_gray(render_particle_scene((96, 128), count=6, polarity="dark", seed=s)[0]).astype(float) * 40)
+             .astype(np.uint16) for s in (1, 2)]
+    fits.HDUList([fits.PrimaryHDU(), *(fits.ImageHDU(u) for u in units)]).writeto(frames / "run.fits")
+    window.controls.photos.set_text(str(frames))
+    window.controls.photo.set_text(str(frames / "run.fits[2]"))
+    assert window.controls.check(window.controls.photo, "photos") is None
+    window.controls.photo.set_text(str(frames / "run.fits[7]"))
+    assert "has no image in unit 7 (its image units: 1, 2)" in window.controls.check(window.controls.photo, "photos")
+    press(qtbot, window, AUTOSEG)
+    project = json.loads((tmp_path / "wd" / "project.json").read_text())
+    assert sorted(project["stages"]["autoseg"]["photos"]) == ["run.fits[1]", "run.fits[2]"]
+    assert (tmp_path / "wd" / "autoseg" / "run_hdu2_labels.tif").is_file()
+    assert not boxes.texts("warning") and not boxes.texts("critical")
