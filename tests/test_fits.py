@@ -98,6 +98,7 @@ def test_fits_frames_are_listed_as_photos(tmp_path):
     assert [p.name for p in list_images(tmp_path)] == ["a.fits", "b.FIT", "c.fts"]
 
 
+@pytest.mark.slow  # runs the application in a child process
 def test_autoseg_cli_on_fits_frames_skips_a_corrupt_one(tmp_path):
     """The user's path: a folder of frames with one damaged file; the good
     frames are segmented, the bad one is named and nothing else is lost."""
@@ -131,6 +132,7 @@ def _simulated_fits(folder, count, size=96):
     return truths
 
 
+@pytest.mark.slow  # runs the application in a child process
 def test_label_ccd_cli_writes_a_training_set_from_fits_frames(tmp_path):
     """The user's path: his FITS frames in, a set `train` can read out, with
     clusters found where the simulator put them."""
@@ -152,6 +154,7 @@ def test_label_ccd_cli_writes_a_training_set_from_fits_frames(tmp_path):
     assert (masks == CLUSTER).any() and scores["cluster"]["f1"] > 0.5, scores
 
 
+@pytest.mark.slow  # runs the application in a child process
 def test_label_ccd_keeps_an_earlier_set_when_nothing_can_be_labelled(tmp_path):
     _simulated_fits(tmp_path / "frames", 1, size=64)
     assert run_app("label-ccd", "--frames", tmp_path / "frames", "--out", tmp_path / "set").returncode == 0
@@ -203,6 +206,7 @@ def test_segment_cli_on_multi_amplifier_frames(tiny_project, tmp_path):
         "run_0.fits[1]", "run_0.fits[2]", "run_1.fits[1]", "run_1.fits[2]"]
 
 
+@pytest.mark.slow  # runs the application in a child process
 def test_a_unit_that_holds_no_image_is_refused_before_any_work(tmp_path):
     from core.errors import UserInputError
 
