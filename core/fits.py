@@ -2,8 +2,8 @@
 
 CCD frames come as FITS files, often with one image extension per
 amplifier and the primary unit holding only a header. The values are ADU,
-stored as 16- or 32-bit integers with ``BZERO``/``BSCALE`` (astropy applies
-them) or as floats. Rows are kept in the order the file stores them: row 0
+stored as 16- or 32-bit integers with ``BZERO``/``BSCALE`` (applied here,
+after the stored values are memory-mapped) or as floats. Rows are kept in the order the file stores them: row 0
 is the frame's first row (FITS y = 1), so coordinates in the results are
 FITS pixel coordinates less one.
 """
@@ -122,17 +122,14 @@ def _is_image(unit) -> bool:
 def _scaled(raw: np.ndarray, header) -> np.ndarray:
     """Stored values to physical ones: ``BSCALE * stored + BZERO``, with
     ``BLANK`` pixels as NaN. Integers stay integers where the scaling is an
-    integer offset (16-bit unsigned frames are stored as signed + 32768)."""
+    integer offset (16-bit unsigned frames are stored as signed + 32768);
+    :func:`core.imageio.read_image` narrows them to uint16 where they fit."""
     bscale, bzero = float(header.get("BSCALE", 1.0)), float(header.get("BZERO", 0.0))
     blank = header.get("BLANK") if raw.dtype.kind in "iu" else None
     raw = np.asarray(raw)
     if raw.dtype.kind in "iu" and bscale == 1.0 and bzero.is_integer() and blank is None:
         wide = np.int64 if raw.dtype.itemsize >= 4 else np.int32
-        data = raw.astype(wide) + wide(int(bzero))
-        lo, hi = (int(data.min()), int(data.max())) if data.size else (0, 0)
-        if lo >= 0 and hi <= 65535:
-            return data.astype(np.uint16)
-        return data
+        return raw.astype(wide) + wide(int(bzero))
     data = raw.astype(np.float32)
     if bscale != 1.0 or bzero != 0.0:
         data = data * np.float32(bscale) + np.float32(bzero)
