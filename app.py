@@ -105,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=scale_float, default=0.0,
                    help="resample the photos by this factor before segmenting (default 0: chosen per photo "
                         "from the size of its objects)")
+    p.add_argument("--gain", type=str, default=None, metavar="ADU_PER_E",
+                   help="detector frames: ADU per electron, to give cluster charges in electrons too")
 
     p = sub.add_parser("evaluate", help="score predicted masks against expert masks")
     p.add_argument("--pred", required=True, help="folder of predicted masks")
@@ -202,11 +204,25 @@ def _pixel_calibration(args):
     return calibration_from_pixel_size(size, args.unit)
 
 
+def _gain(text: str | None) -> float | None:
+    from core.errors import UserInputError
+
+    if text is None:
+        return None
+    try:
+        gain = float(text)
+    except ValueError:
+        raise UserInputError(f"--gain must be a number of ADU per electron, not '{text}'") from None
+    if not (gain > 0 and gain < float("inf")):
+        raise UserInputError(f"--gain must be a positive number of ADU per electron, not '{text}'")
+    return gain
+
+
 def _run_segment(args, progress) -> int:
     from evaluation.calibration import load_calibration
     from evaluation.segment import SegmentSettings, run_segment
 
-    settings = SegmentSettings(scale=args.scale)
+    settings = SegmentSettings(scale=args.scale, gain=_gain(args.gain))
     settings.check()
     if args.pixel_size is not None:
         calibration = _pixel_calibration(args)
@@ -217,7 +233,8 @@ def _run_segment(args, progress) -> int:
     else:
         calibration = None
     if calibration is not None:
-        settings = SegmentSettings(scale=args.scale, pixel_size=calibration.pixel_size, unit=calibration.unit)
+        settings = SegmentSettings(scale=args.scale, pixel_size=calibration.pixel_size, unit=calibration.unit,
+                                   gain=settings.gain)
         progress.log(f"Sizes also in {calibration.unit}: {calibration.describe()}")
     result = run_segment(args.model, args.images, args.out, settings=settings, progress=progress)
     print(result.summary())
@@ -262,6 +279,7 @@ def _check_before_tensorflow(args) -> None:
         read_meta(args.model)
         if args.pixel_size is not None:
             _pixel_calibration(args)
+        _gain(args.gain)
     if args.command == "train" and not os.path.isdir(args.data):
         raise UserInputError(f"The training data folder does not exist: {args.data}")
 

@@ -5,7 +5,9 @@ For each photo ``<stem>.<ext>`` the output folder receives ``<stem>_mask.png``
 ``<stem>_overlay.png`` (outlines and ids over the photo) and
 ``<stem>_objects.csv``; for the folder ``objects.csv`` (one row per object),
 ``summary.csv`` (one row per photo), ``size_histogram.png`` and
-``segment.json`` (the scale each photo was segmented at).
+``segment.json`` (the scale each photo was segmented at). A detector model's
+frames also get their cluster catalogue, hot mask and a row of the folder's
+quality table (:mod:`evaluation.detector`).
 
 Object scale: a model trained on synthetic images knows the median object
 diameter it saw (``object_diameter`` in model.json). Each photo is resampled
@@ -42,6 +44,7 @@ class SegmentSettings:
     include_border: bool = False  # objects cut by the edge in the size distribution
     flips: bool = True            # average over mirrored predictions (4x the work; EMPS: IoU +0.008, F1 +0.03)
     threshold: float = 0.5        # object probability for an object pixel (two-class models)
+    gain: float | None = None     # detector frames: ADU per electron, for charges in e- (None: unknown)
 
     def check(self) -> None:
         if not 0 <= self.scale <= 16:  # NaN too
@@ -50,6 +53,8 @@ class SegmentSettings:
             raise UserInputError(f"Pixel size must be a positive number, not {self.pixel_size}")
         if not 0.0 < self.threshold < 1.0:
             raise UserInputError(f"The object threshold must be between 0 and 1, not {self.threshold}")
+        if self.gain is not None and not (self.gain > 0 and np.isfinite(self.gain)):
+            raise UserInputError(f"The gain must be a positive number of ADU per electron, not {self.gain}")
 
 
 @dataclass
@@ -302,6 +307,7 @@ def run_segment(model_dir: str | Path, images: str | Path, out: str | Path, *,
 def _segment(model_dir, files: list[Path], out: Path, staged: Path, settings: SegmentSettings, progress: Progress,
              start_scales: dict[str, float] | None) -> SegmentResult:
     """Segment ``files`` into ``staged``, the copy of ``out`` being written."""
+    from evaluation.detector import DetectorCollector, is_detector_model
     from evaluation.exports import MeasurementCollector
     from evaluation.predict import load_model
 
@@ -312,12 +318,15 @@ def _segment(model_dir, files: list[Path], out: Path, staged: Path, settings: Se
     collector = MeasurementCollector(staged, pixel_size=settings.pixel_size, unit=settings.unit,
                                      class_names=classes, include_border=settings.include_border,
                                      split=settings.split)
+    detector = DetectorCollector(staged, gain=settings.gain) if is_detector_model(classes) else None
     photos = PhotoLoop(files, progress, doing="segmenting")
     for _, path, image in photos:
         mask, scale = segment_photo(model, meta, image, scale=settings.scale, tile=settings.tile,
                                     flips=settings.flips, threshold=settings.threshold,
                                     start=(start_scales or {}).get(path.name, 0.0))
         measured = collector.add(photos.stem(path), image, mask, image_name=path.name)
+        if detector is not None:  # cluster catalogue, hot mask, quality row
+            detector.add(photos.stem(path), image, mask, image_name=path.name)
         result.photos += 1
         result.objects += measured.count
         result.scales[path.name] = round(scale, 4)
@@ -330,6 +339,8 @@ def _segment(model_dir, files: list[Path], out: Path, staged: Path, settings: Se
         result.cancelled = True
         return result
     folder = collector.finish()
+    if detector is not None:
+        detector.finish()
     result.measurement_text = folder.summary_text()
     if result.photos == 0 and result.failed:
         raise UserInputError(f"None of the {len(files)} photo(s) could be read (first: {result.failed[0]})")
