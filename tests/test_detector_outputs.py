@@ -37,7 +37,7 @@ def _frame_with_known_charges(seed=0):
     shape = (120, 160)
     signal = np.zeros(shape)
     signal[:, :40] += GLOW
-    deposits = [(60, 20, 2.0, 6000.0), (30, 100, 1.5, 3000.0)]
+    deposits = [(60, 20, 2.0, 20000.0), (30, 100, 1.5, 10000.0)]
     for y, x, sigma, charge in deposits:
         signal += _gaussian_blob(shape, y, x, sigma, charge)
     signal[95, 60:130] += 400.0  # a muon along a row
@@ -61,8 +61,8 @@ def test_catalogue_gives_charge_above_the_local_background_and_shapes():
     by_place = {(round(r["y"]), round(r["x"])): r for r in rows}
     inside_glow, outside = by_place[(60, 20)], by_place[(30, 100)]
     # The glow band's 1400 ADU per pixel is not credited to the deposit in it.
-    assert inside_glow["charge_adu"] == pytest.approx(6000, rel=0.05)
-    assert outside["charge_adu"] == pytest.approx(3000, rel=0.05)
+    assert inside_glow["charge_adu"] == pytest.approx(20000, rel=0.05)
+    assert outside["charge_adu"] == pytest.approx(10000, rel=0.05)
     assert outside["charge_e"] == pytest.approx(outside["charge_adu"] / 2.0)
     assert inside_glow["touches_glow"] == 1 and outside["touches_glow"] == 0
     assert inside_glow["shape"] == outside["shape"] == "blob"
