@@ -75,9 +75,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("simulate-ccd", help="simulate CCD detector frames with exact class masks")
     p.add_argument("--out", required=True, help="output folder (images/ and masks/ are written)")
-    p.add_argument("--count", type=positive_int, default=200, help="number of frames (default 200)")
-    p.add_argument("--size", type=positive_int, default=256, help="frame side in pixels (default 256)")
-    p.add_argument("--seed", type=seed_int, default=0, help="random seed (same seed, same frames)")
+    p.add_argument("--count", type=positive_int, default=None, help="number of frames (default 200)")
+    p.add_argument("--size", type=positive_int, default=None, help="frame side in pixels (default 256)")
+    p.add_argument("--seed", type=seed_int, default=None, help="random seed (same seed, same frames)")
+    p.add_argument("--settings", default=None, metavar="FILE",
+                   help="simulator settings measured by fit-ccd (or a simulation.json); "
+                        "--count, --size and --seed given here win")
+
+    p = sub.add_parser("fit-ccd", help="measure the user's detector frames into simulator settings")
+    p.add_argument("--frames", required=True, help="folder of frames (FITS, TIFF, ...) or one frame")
+    p.add_argument("--out", required=True, help="settings file to write (JSON), for simulate-ccd --settings")
+    p.add_argument("--gain", type=str, default=None, metavar="ADU_PER_E",
+                   help="ADU per electron, when known (charges and noise in electrons; default 1)")
 
     p = sub.add_parser("label-ccd", help="label real CCD frames by thresholds in noise sigmas (a training set)")
     p.add_argument("--frames", required=True, help="folder of frames (FITS, TIFF, ...) or one frame")
@@ -163,11 +172,23 @@ def _run_synthesize(args, progress) -> int:
 
 def _run_simulate_ccd(args, progress) -> int:
     from synthetic.ccd import CCDSettings, run_simulate_ccd
+    from synthetic.ccd_settings import load_ccd_settings
 
-    settings = CCDSettings(count=args.count, size=args.size, seed=args.seed)
+    settings = load_ccd_settings(args.settings) if args.settings else CCDSettings()
+    for name in ("count", "size", "seed"):
+        if getattr(args, name) is not None:
+            setattr(settings, name, getattr(args, name))
     result = run_simulate_ccd(args.out, settings=settings, progress=progress)
     print(result.summary())
     return 0
+
+
+def _run_fit_ccd(args, progress) -> int:
+    from synthetic.fit_ccd import run_fit_ccd
+
+    result = run_fit_ccd(args.frames, args.out, gain=_gain(args.gain), progress=progress)
+    print(result.summary())
+    return 1 if result.cancelled else _skipped_status(result.failed)
 
 
 def _run_label_ccd(args, progress) -> int:
@@ -291,6 +312,7 @@ HANDLERS = {
     "synthesize": _run_synthesize,
     "simulate-ccd": _run_simulate_ccd,
     "label-ccd": _run_label_ccd,
+    "fit-ccd": _run_fit_ccd,
     "train": _run_train,
     "segment": _run_segment,
     "evaluate": _run_evaluate,

@@ -6,9 +6,11 @@ A frame is built from noise-free signal layers, in electrons:
 
 * dark current, uniform over the frame (Poisson, rate drawn per frame);
 * amplifier glow: on some frames a smooth excess decaying exponentially from
-  one edge or corner (random side, strength and decay length);
+  one edge or corner (random side, strength and decay length), or a band of
+  constant level along one edge (``glow_band_share``);
 * hot pixels: isolated single pixels, and hot column and row segments of
-  varying length and intensity, anywhere in the frame;
+  varying length and intensity, anywhere in the frame (a share of the
+  columns running on to the readout row, ``hot_line_to_edge``);
 * clusters: diffusion-limited point deposits (2-D Gaussians whose width grows
   with the depth of the interaction), electron tracks (random-walk "worms")
   and straight muon tracks that widen from the front to the back of the sensor;
@@ -111,10 +113,15 @@ def render_frame(rng: np.random.Generator, settings: CCDSettings | None = None) 
     glow = np.zeros((n, n), np.float32)
     if rng.random() < s.glow_probability:
         amplitude = float(phys.log_uniform(rng, *s.glow_amplitude_range))
-        length = float(rng.uniform(*s.glow_length_range) * n)
-        glow, origin = phys.glow_layer(rng, n, amplitude, length)
+        if s.glow_band_share > 0 and rng.random() < s.glow_band_share:
+            width = float(rng.uniform(*s.glow_band_width_range) * n)
+            glow, origin = phys.glow_band(rng, n, amplitude, width, s.glow_side)
+            info["glow"] = {"from": origin, "amplitude_e": round(amplitude, 2), "band_px": round(width, 2)}
+        else:
+            length = float(rng.uniform(*s.glow_length_range) * n)
+            glow, origin = phys.glow_layer(rng, n, amplitude, length, s.glow_side)
+            info["glow"] = {"from": origin, "amplitude_e": round(amplitude, 2), "length_px": round(length, 2)}
         glow = glow.astype(np.float32, copy=False)
-        info["glow"] = {"from": origin, "amplitude_e": round(amplitude, 2), "length_px": round(length, 2)}
     noise = np.sqrt(np.float32(sigma_read**2 + dark) + glow)
     noise_flat = noise.reshape(-1)
 
@@ -157,6 +164,10 @@ def render_frame(rng: np.random.Generator, settings: CCDSettings | None = None) 
     charge = rng.poisson(expected).astype(np.float32)
     charge += rng.standard_normal((n, n), dtype=np.float32) * np.float32(sigma_read)
     frame = np.float32(s.pedestal_adu) + np.float32(s.gain_adu_per_electron) * charge
+    if s.pedestal_drift_adu > 0:
+        drift = float(rng.uniform(-s.pedestal_drift_adu, s.pedestal_drift_adu))
+        frame += (drift * np.linspace(0.0, 1.0, n, dtype=np.float32))[:, None]
+        info["pedestal_drift_adu"] = round(drift, 2)
     np.rint(frame, out=frame)  # the digitiser gives whole ADU
     np.clip(frame, 0.0, s.saturation_adu, out=frame)
 

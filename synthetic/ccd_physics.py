@@ -96,11 +96,16 @@ def _gaussians(ys, xs, charges, sigmas, box) -> np.ndarray:
     return (gy * charges[:, None]).T @ gx
 
 
-def glow_layer(rng: np.random.Generator, size: int, amplitude: float, length: float) -> tuple[np.ndarray, str]:
+def glow_layer(rng: np.random.Generator, size: int, amplitude: float, length: float,
+               side: str = "any") -> tuple[np.ndarray, str]:
     """Amplifier glow: a smooth excess decaying exponentially (decay length
     ``length`` pixels) from one edge or from one corner, where the output
-    amplifier sits. Returns the layer and where it comes from."""
+    amplifier sits; from ``side`` when it names an edge. Returns the layer
+    and where it comes from."""
     coords = np.arange(size, dtype=np.float32)
+    if side != "any":
+        d = coords if side in ("top", "left") else coords[::-1]
+        return _along(amplitude * np.exp(-d / np.float32(length)), side, size), side
     if rng.random() < 0.5:
         corner = ("top", "bottom")[rng.integers(2)] + "-" + ("left", "right")[rng.integers(2)]
         dy = coords if corner.startswith("top") else coords[::-1]
@@ -109,10 +114,27 @@ def glow_layer(rng: np.random.Generator, size: int, amplitude: float, length: fl
         return amplitude * np.exp(-distance / np.float32(length)), corner
     side = ("top", "bottom", "left", "right")[rng.integers(4)]
     d = coords if side in ("top", "left") else coords[::-1]
-    profile = amplitude * np.exp(-d / np.float32(length))
+    return _along(amplitude * np.exp(-d / np.float32(length)), side, size), side
+
+
+def glow_band(rng: np.random.Generator, size: int, amplitude: float, width: float,
+              side: str = "any") -> tuple[np.ndarray, str]:
+    """Amplifier glow as a band of constant level ``amplitude`` and
+    ``width`` pixels along one edge (``side``, or a random edge), falling
+    to nothing over about two pixels at its inner border."""
+    if side == "any":
+        side = ("top", "bottom", "left", "right")[rng.integers(4)]
+    coords = np.arange(size, dtype=np.float32)
+    d = coords if side in ("top", "left") else coords[::-1]
+    profile = amplitude / (1.0 + np.exp(np.minimum((d - np.float32(width)) / np.float32(0.5), 60.0)))
+    return _along(profile.astype(np.float32), side, size), side
+
+
+def _along(profile: np.ndarray, side: str, size: int) -> np.ndarray:
+    """A square layer that varies across ``side`` as ``profile`` does."""
     layer = np.empty((size, size), np.float32)
     layer[...] = profile[:, None] if side in ("top", "bottom") else profile[None, :]
-    return layer, side
+    return layer
 
 
 def hot_pixels(rng: np.random.Generator, size: int, density: float, charge_range) -> tuple[np.ndarray, np.ndarray]:
@@ -135,8 +157,12 @@ def hot_lines(rng: np.random.Generator, size: int, settings) -> list[tuple[np.nd
         length = int(np.clip(round(rng.uniform(lo_frac, hi_frac) * size), 3, size))
         start = int(rng.integers(0, size - length + 1))
         across = int(rng.integers(0, size))
+        row = rng.random() < settings.hot_line_row_fraction
+        if not row and settings.hot_line_to_edge > 0 and rng.random() < settings.hot_line_to_edge:
+            # From the trap on to the readout row: every pixel clocked past it.
+            start, length = (0, start + length) if settings.readout_row == "first" else (start, size - start)
         along = np.arange(start, start + length)
-        if rng.random() < settings.hot_line_row_fraction:
+        if row:
             flat = across * size + along
         else:
             flat = along * size + across

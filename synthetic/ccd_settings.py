@@ -10,6 +10,7 @@ import numpy as np
 from core.errors import UserInputError
 
 MIN_SIZE, MAX_SIZE, MAX_COUNT = 16, 8192, 100_000
+GLOW_SIDES = ("any", "left", "right", "top", "bottom")
 
 
 @dataclass
@@ -47,6 +48,18 @@ class CCDSettings:
     """Glow charge per pixel at the glowing edge or corner, e-."""
     glow_length_range: tuple[float, float] = (0.05, 0.3)
     """Exponential decay length of the glow, as a fraction of the frame side."""
+    glow_band_share: float = 0.0
+    """Share of the glowing frames whose glow is a band of constant level
+    along one edge (as some amplifiers show) instead of an exponential decay."""
+    glow_band_width_range: tuple[float, float] = (0.1, 0.25)
+    """Width of a glow band, as a fraction of the frame side."""
+    glow_side: str = "any"
+    """Where the glow comes from: "any" (an edge or a corner, drawn per
+    frame) or always one edge: "left", "right", "top" (the first row) or
+    "bottom"."""
+    pedestal_drift_adu: float = 0.0
+    """The pedestal drifts linearly from the first row to the last by up to
+    this many ADU (either sign, drawn per frame)."""
 
     hot_pixel_density: float = 1.5e-4
     """Isolated hot pixels per pixel (Poisson)."""
@@ -60,6 +73,11 @@ class CCDSettings:
     """Length of a hot segment as a fraction of the frame side (at least 3 px)."""
     hot_line_charge_range: tuple[float, float] = (20.0, 400.0)
     """Charge per pixel of a hot segment, e-."""
+    hot_line_to_edge: float = 0.0
+    """Share of the hot column segments that run on to the readout row (a
+    charge trap leaks into every pixel clocked past it)."""
+    readout_row: str = "first"
+    """The row next to the serial register: "first" (row 0, FITS y = 1) or "last"."""
 
     cluster_count_range: tuple[float, float] = (5.0, 40.0)
     """Mean number of particle events per 256 x 256 frame, drawn per frame
@@ -97,7 +115,7 @@ class CCDSettings:
         _check_number("gain_adu_per_electron", self.gain_adu_per_electron, 1e-6)
         if not self.saturation_adu > self.pedestal_adu:
             raise UserInputError("saturation_adu must be above pedestal_adu.")
-        for name in ("glow_probability", "hot_line_row_fraction"):
+        for name in ("glow_probability", "hot_line_row_fraction", "glow_band_share", "hot_line_to_edge"):
             _check_number(name, getattr(self, name), 0.0, 1.0)
         _check_number("hot_pixel_density", self.hot_pixel_density, 0.0, 0.1)
         _check_number("hot_line_rate", self.hot_line_rate, 0.0, 1000.0)
@@ -109,6 +127,12 @@ class CCDSettings:
         for name in positive_ranges:
             _check_range(name, getattr(self, name), 1e-6)
         _check_range("dark_current_range", self.dark_current_range, 0.0)
+        _check_range("glow_band_width_range", self.glow_band_width_range, 1e-6, 1.0)
+        _check_number("pedestal_drift_adu", self.pedestal_drift_adu, 0.0)
+        if self.glow_side not in GLOW_SIDES:
+            raise UserInputError(f"Setting glow_side must be one of {', '.join(GLOW_SIDES)}, got {self.glow_side!r}.")
+        if self.readout_row not in ("first", "last"):
+            raise UserInputError(f"Setting readout_row must be 'first' or 'last', got {self.readout_row!r}.")
         _check_range("cluster_count_range", self.cluster_count_range, 0.0, 10_000.0)
         _check_range("worm_steps_range", self.worm_steps_range, 1, 10_000)
         for name in ("hot_line_length_range", "glow_length_range", "muon_length_range"):
@@ -141,3 +165,42 @@ def _check_range(name: str, value, lo: float, hi: float = float("inf")) -> None:
         raise UserInputError(f"Setting {name} must be a pair (low, high), got {value!r}.") from None
     if not (np.isfinite(a) and np.isfinite(b) and lo <= a <= b <= hi):
         raise UserInputError(f"Setting {name} must be a pair low <= high within [{lo}, {hi}], got {value!r}.")
+
+
+def load_ccd_settings(path) -> CCDSettings:
+    """Settings from a JSON file: the ``settings`` of a file written by
+    ``fit-ccd`` (or of a ``simulation.json``), or a plain object of
+    :class:`CCDSettings` fields. Fields not given keep their defaults; an
+    unknown field or a bad value is refused naming it."""
+    import dataclasses
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserInputError(f"The settings file does not exist: {path}") from None
+    except IsADirectoryError:
+        raise UserInputError(f"The settings file is a folder: {path}") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UserInputError(f"Cannot read the settings file {path}: {exc}") from None
+    if isinstance(data, dict) and isinstance(data.get("settings"), dict):
+        data = data["settings"]
+    if not isinstance(data, dict):
+        raise UserInputError(f"{path} holds no CCD simulator settings (a JSON object of settings).")
+    known = {f.name: f for f in dataclasses.fields(CCDSettings)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise UserInputError(f"{path}: unknown setting(s) {', '.join(unknown)}")
+    values = {}
+    for name, value in data.items():
+        default = getattr(CCDSettings, name, None)
+        if isinstance(default, tuple):
+            if not isinstance(value, list | tuple):
+                raise UserInputError(f"{path}: setting {name} must be a pair (low, high), got {value!r}.")
+            value = tuple(value)
+        values[name] = value
+    settings = CCDSettings(**values)
+    settings.validate()
+    return settings
