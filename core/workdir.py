@@ -53,6 +53,7 @@ class WorkingDirectory:
     AUTOSEG = "autoseg"        # auto-segmentation's mask per photo
     SYNTHETIC = "synthetic"    # composited training images: images/, masks/
     CCD = "synthetic_ccd"      # simulated detector frames: images/, masks/
+    CCD_DETECTOR = "ccd_detector.json"  # simulator settings measured from the user's frames
     REFINE = "refine"          # a self-training round's masks per photo
     SEGMENTED = "segmented"    # the segment stage's results and tables
     MODEL = "model"            # a model trained here (on the pool's images)
@@ -101,6 +102,10 @@ class WorkingDirectory:
     @property
     def ccd(self) -> Path:
         return self.root / self.CCD
+
+    @property
+    def ccd_detector(self) -> Path:
+        return self.root / self.CCD_DETECTOR
 
     @property
     def refine(self) -> Path:

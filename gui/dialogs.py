@@ -14,6 +14,7 @@ import textwrap
 from PyQt5.QtWidgets import (
     QDialog,
     QDialogButtonBox,
+    QFileDialog,
     QFormLayout,
     QLabel,
     QLineEdit,
@@ -61,7 +62,7 @@ def field_docs(cls) -> dict[str, str]:
 def format_value(value) -> str:
     if isinstance(value, (tuple, list)):
         return ", ".join(format_value(v) for v in value)
-    return repr(value) if isinstance(value, str) else str(value)
+    return str(value)
 
 
 def parse_value(text: str, default):
@@ -92,12 +93,29 @@ def parse_value(text: str, default):
     return text.strip("'\"")
 
 
+EXTRA_CHOSEN = 2  # dialog result of a DataclassDialog's extra button
+MATCH_FRAMES = "match my frames"
+
+
+def remember_values(settings, group: str, values: dict) -> None:
+    """Store ``values`` under ``group/`` as a settings dialog does, so that
+    the dialog opens with them next time."""
+    for name, value in values.items():
+        settings.setValue(f"{group}/{name}", format_value(value))
+
+
+def choose_folder(parent, title: str) -> str:
+    """A folder chosen by the user ('' if cancelled)."""
+    return QFileDialog.getExistingDirectory(parent, title)
+
+
 class DataclassDialog(QDialog):
     """Edit the fields of a settings dataclass: one line per field, its
     default as placeholder and its documentation as tooltip. The fields are
     read from the class, so the dialog follows the simulator's settings."""
 
-    def __init__(self, cls, values: dict, *, title: str, intro: str = "", parent=None) -> None:
+    def __init__(self, cls, values: dict, *, title: str, intro: str = "", parent=None,
+                 extra: tuple[str, str] | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(title)
         self.cls = cls
@@ -125,6 +143,12 @@ class DataclassDialog(QDialog):
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         buttons.button(QDialogButtonBox.RestoreDefaults).clicked.connect(self.restore_defaults)
+        self.extra_button = None
+        if extra is not None:  # closes the dialog with EXTRA_CHOSEN
+            text, tip = extra
+            self.extra_button = buttons.addButton(text, QDialogButtonBox.ActionRole)
+            self.extra_button.setToolTip(tip)
+            self.extra_button.clicked.connect(lambda: self.done(EXTRA_CHOSEN))
         layout = QVBoxLayout(self)
         if intro:
             text = QLabel(intro)
@@ -163,11 +187,12 @@ def dataclass_defaults(cls) -> dict:
 
 
 def ask_dataclass_settings(parent, cls, settings, group: str, values: dict, *, title: str,
-                           intro: str = "") -> dict | None:
+                           intro: str = "", extra: tuple[str, str] | None = None) -> dict | str | None:
     """Show a :class:`DataclassDialog` for ``cls``: ``values`` first, then
     what the user last entered (remembered under ``group/`` in the QSettings
-    ``settings``), then the defaults. Returns the parsed values, or None if
-    the user cancelled."""
+    ``settings``), then the defaults. Returns the parsed values, None if
+    the user cancelled, or :data:`EXTRA_CHOSEN` if the ``extra`` button
+    (text, tooltip) was pressed."""
     values = dict(values)
     for name, default in dataclass_defaults(cls).items():
         text = settings.value(f"{group}/{name}", None)
@@ -177,12 +202,14 @@ def ask_dataclass_settings(parent, cls, settings, group: str, values: dict, *, t
             values[name] = parse_value(str(text), default)
         except ValueError:
             pass  # a value from an older version of the settings: the default applies
-    dialog = DataclassDialog(cls, values, title=title, parent=parent, intro=intro)
-    if dialog.exec_() != QDialog.Accepted:
+    dialog = DataclassDialog(cls, values, title=title, parent=parent, intro=intro, extra=extra)
+    answer = dialog.exec_()
+    if answer == EXTRA_CHOSEN:
+        return EXTRA_CHOSEN
+    if answer != QDialog.Accepted:
         return None
     values = dialog.values()
-    for name, value in values.items():
-        settings.setValue(f"{group}/{name}", format_value(value))
+    remember_values(settings, group, values)
     return values
 
 
@@ -194,10 +221,11 @@ def _default(f: dataclasses.Field):
     return dataclasses.MISSING
 
 
-def ask_ccd_settings(window) -> dict | None:
+def ask_ccd_settings(window) -> dict | str | None:
     """The CCD simulator's settings, asked in a dialog that starts from the
     window's Synthetic images, Image size and Random seed (which then follow
-    the answer); None if cancelled."""
+    the answer); None if cancelled, :data:`MATCH_FRAMES` when the user asked
+    to measure the settings from his own frames."""
     from synthetic.ccd import CCDSettings as cls
     c = window.controls
     values = ask_dataclass_settings(
@@ -205,7 +233,12 @@ def ask_ccd_settings(window) -> dict | None:
                                               "seed": c.seed.value()},
         title="Simulated CCD frames",
         intro="Settings of the CCD detector simulator. Hover over a name for what it means; "
-              "ranges are written 'low, high'.")
+              "ranges are written 'low, high'. Match my frames… measures them from a folder of "
+              "your own detector frames (FITS, TIFF, …) and brings you back here to check them.",
+        extra=("Match my frames…", "Measure pedestal, noise, glow, hot pixels and clusters of your own "
+               "frames, so the simulated frames look like them"))
+    if values == EXTRA_CHOSEN:
+        return MATCH_FRAMES
     if values is not None:
         c.count.setValue(int(values.get("count", c.count.value())))
         c.size.setValue(int(values.get("size", c.size.value())))

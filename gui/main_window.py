@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from PyQt5.QtCore import Qt
+from PyQt5.QtCore import Qt, QTimer
 from PyQt5.QtGui import QKeySequence
 from PyQt5.QtWidgets import (
     QAction,
@@ -239,6 +239,8 @@ class MainWindow(QMainWindow):
             values = dialogs.ask_ccd_settings(self)
             if values is None:
                 return False
+            if values == dialogs.MATCH_FRAMES:
+                return self.match_frames(workdir)
             out = str(WorkingDirectory(workdir).ccd)
             return self.run_job("Simulate CCD frames", stages.simulate_ccd_job, out, values=values,
                                 on_done=lambda _r: self._show_pool(CCD))
@@ -257,6 +259,41 @@ class MainWindow(QMainWindow):
         out = str(WorkingDirectory(workdir).segmented)
         return self.run_job(title, stages.segment_job, c.model.text(), c.photo.text(), out,
                             on_done=self.show_segmentation, isolated=True, **self.calibration.segment_values())
+
+    def match_frames(self, workdir: str) -> bool:
+        """Measure the user's detector frames into simulator settings
+        (``ccd_detector.json`` in the working directory), then open the CCD
+        settings again with them filled in."""
+        frames = dialogs.choose_folder(self, "Folder of your detector frames (FITS, TIFF, …)")
+        if not frames:
+            return False
+        out = str(WorkingDirectory(workdir).ccd_detector)
+
+        def done(result) -> None:
+            if result is None or getattr(result, "cancelled", False):
+                return
+            from dataclasses import asdict
+
+            fitted = asdict(result.settings)
+            for name in ("count", "size", "seed"):  # the window's fields keep these
+                fitted.pop(name)
+            dialogs.remember_values(self.settings, "ccd", fitted)
+            self.log("The CCD settings now hold what was measured; check them and press OK to simulate.")
+            self._after_stage(lambda: self.start_stage(SYNTHESIZE))
+
+        return self.run_job("Measure my frames", stages.fit_ccd_job, frames, out, on_done=done)
+
+    def _after_stage(self, action) -> None:
+        """Run ``action`` once the running stage's thread has ended (at once
+        if none is running)."""
+        if not self.runner.running:
+            action()
+            return
+
+        def once(_name: str) -> None:
+            self.runner.stopped.disconnect(once)
+            QTimer.singleShot(0, action)
+        self.runner.stopped.connect(once)
 
     def run_job(self, name: str, fn, *args, on_done=None, isolated: bool = False, **kwargs) -> bool:
         """Run ``fn(*args, progress=..., **kwargs)`` in a worker thread (in a

@@ -32,6 +32,12 @@ def simulate_ccd_job(out_dir: str, *, values: dict, progress):
     return run_simulate_ccd(out_dir, settings=settings, progress=progress)
 
 
+def fit_ccd_job(frames: str, out_file: str, *, progress):
+    from synthetic.fit_ccd import run_fit_ccd
+
+    return run_fit_ccd(frames, out_file, progress=progress)
+
+
 def train_job(data_dir: str, model_dir: str, *, epochs: int, batch_size: int, seed: int,
               patch_size: int | None = None, start_from: str | None = None, progress):
     from training.settings import TrainSettings

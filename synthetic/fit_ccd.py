@@ -229,8 +229,20 @@ def fit_settings(rows: list[dict], *, gain: float = 1.0) -> tuple[CCDSettings, d
     if charges.size >= 2:
         lo, hi = np.percentile(charges, [5, 95])
         s.deposit_charge_range = (float(max(lo, 1e-3)), float(max(hi, lo, 1e-3)))
+    s = _rounded(s)
     s.validate()
     return s, measured
+
+
+def _rounded(settings: CCDSettings) -> CCDSettings:
+    """Measured values to 4 significant digits, as a person would write them."""
+    def four(value):
+        if isinstance(value, float):
+            return float(f"{value:.4g}")
+        if isinstance(value, tuple):
+            return tuple(four(v) for v in value)
+        return value
+    return CCDSettings(**{name: four(value) for name, value in asdict(settings).items()})
 
 
 def run_fit_ccd(frames: str | Path, out: str | Path, *, gain: float | None = None,

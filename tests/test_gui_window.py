@@ -4,6 +4,7 @@ stage, remembered settings. Message boxes are recorded, never shown."""
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from PyQt5.QtCore import Qt
@@ -282,6 +283,76 @@ def test_simulated_ccd_frames_are_written_and_previewed(qtbot, window, monkeypat
     assert window.progress.text_shown() == "Simulate CCD frames: done"
     assert window.pool.mode == "ccd" and window.pool.model.rowCount() == 3
     assert window.settings.value("ccd/hot_pixel_density") == "0.001"
+
+
+def test_match_my_frames_measures_them_and_simulates_frames_like_them(qtbot, window, monkeypatch, boxes,
+                                                                      tmp_path):
+    """The user's path: CCD source, Simulate CCD frames…, Match my frames…,
+    his folder of FITS frames; the dialog comes back filled with what was
+    measured, OK simulates frames of his detector."""
+    import json
+
+    import numpy as np
+    from astropy.io import fits
+    from other_detector import PEDESTAL, other_frame
+
+    frames = tmp_path / "my_frames"
+    frames.mkdir()
+    for i in range(3):
+        fits.PrimaryHDU(other_frame(np.random.default_rng(i), 128)[0].astype(np.uint16)).writeto(
+            frames / f"run{i}.fits")
+    c = window.controls
+    c.source_ccd.setChecked(True)
+    c.count.setValue(2)
+    c.size.setValue(64)
+    shown = []
+
+    def exec_(self):
+        shown.append({name: edit.text() for name, edit in self.edits.items()})
+        if len(shown) == 1:
+            assert self.extra_button is not None and self.extra_button.text() == "Match my frames…"
+            return dialogs.EXTRA_CHOSEN
+        return QDialog.Accepted
+    monkeypatch.setattr(dialogs.DataclassDialog, "exec_", exec_)
+    monkeypatch.setattr(dialogs, "choose_folder", lambda parent, title: str(frames))
+    with qtbot.waitSignal(window.runner.stopped, timeout=60000):  # measuring
+        qtbot.mouseClick(c.buttons[SYNTHESIZE], Qt.LeftButton)
+    qtbot.waitUntil(lambda: len(shown) == 2, timeout=10000)  # the dialog again, filled in
+    qtbot.waitUntil(lambda: not window.runner.running and window.progress.text_shown()
+                    == "Simulate CCD frames: done", timeout=60000)
+    assert boxes.shown == []
+    assert shown[1]["glow_side"] == "left" and shown[0]["glow_side"] == "any"
+    assert float(shown[1]["pedestal_adu"]) == pytest.approx(PEDESTAL, abs=3)
+    wd = Path(c.workdir.text())
+    assert json.loads((wd / "ccd_detector.json").read_text())["settings"]["glow_band_share"] == 1.0
+    simulation = json.loads((c.training_data_dir() / "simulation.json").read_text())
+    assert simulation["settings"]["glow_side"] == "left" and simulation["frames_written"] == 2
+
+
+def test_match_my_frames_on_a_folder_of_unreadable_frames_changes_nothing(qtbot, window, monkeypatch, boxes,
+                                                                           tmp_path):
+    frames = tmp_path / "broken_frames"
+    frames.mkdir()
+    (frames / "a.fits").write_bytes(b"SIMPLE  =                    T" + b" " * 50)
+    c = window.controls
+    c.source_ccd.setChecked(True)
+    shown = []
+
+    def exec_(self):
+        shown.append(1)
+        return dialogs.EXTRA_CHOSEN
+    monkeypatch.setattr(dialogs.DataclassDialog, "exec_", exec_)
+    monkeypatch.setattr(dialogs, "choose_folder", lambda parent, title: str(frames))
+    before = {k: window.settings.value(k) for k in window.settings.allKeys()}
+    with qtbot.waitSignal(window.runner.stopped, timeout=60000):
+        qtbot.mouseClick(c.buttons[SYNTHESIZE], Qt.LeftButton)
+    qtbot.wait(200)
+    assert len(boxes.shown) == 1 and "could be measured" in boxes.shown[0][2]
+    assert shown == [1]  # the settings dialog is not opened again
+    assert {k: window.settings.value(k) for k in window.settings.allKeys()} == before
+    assert not (Path(c.workdir.text()) / "ccd_detector.json").exists()
+    monkeypatch.setattr(dialogs, "choose_folder", lambda parent, title: "")  # the user closes the folder chooser
+    assert not window.start_stage(SYNTHESIZE) and not window.runner.running
 
 
 def test_cancelling_a_simulation_keeps_the_earlier_frames_as_they_were(qtbot, window, monkeypatch):
