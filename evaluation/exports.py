@@ -88,14 +88,15 @@ def draw_overlay(
     *,
     classes: np.ndarray | None = None,
     draw_ids: bool = True,
+    stretch: str = "percentile",
 ) -> np.ndarray:
-    """The photo (8-bit RGB) with each object's outline in its class colour,
-    objects touching the edge outlined in red, and object ids written at
-    their centres."""
+    """The photo (8-bit RGB, ``stretch`` as in :func:`core.imageio.to_display_uint8`)
+    with each object's outline in its class colour, objects touching the
+    edge outlined in red, and object ids written at their centres."""
     from PIL import Image, ImageDraw, ImageFont
 
     labels = np.asarray(labels)
-    shown = to_display_uint8(np.asarray(photo))
+    shown = to_display_uint8(np.asarray(photo), stretch=stretch)
     if shown.ndim == 2:
         shown = np.repeat(shown[..., None], 3, axis=-1)
     rgb = np.array(shown[..., :3], copy=True)  # never draw on the caller's photo
@@ -241,10 +242,19 @@ def write_measurements(
     if write_mask:
         files["mask"] = write_image(out / f"{stem}_mask.png", class_mask.astype(np.uint8, copy=False))
     files["labels"] = write_label_image(out / f"{stem}_labels.tif", labels)
-    files["overlay"] = write_image(out / f"{stem}_overlay.png", draw_overlay(photo, labels, classes=classes))
+    overlay = draw_overlay(photo, labels, classes=classes, stretch=_stretch(class_names))
+    files["overlay"] = write_image(out / f"{stem}_overlay.png", overlay)
     if per_photo_csv:
         files["objects"] = write_csv(out / f"{stem}_objects.csv", rows, object_columns(calibration))
     return PhotoMeasurement(name, stem, rows, summary, labels, classes, files)
+
+
+def _stretch(class_names) -> str:
+    """Detector frames are shown around their pedestal (see
+    :func:`core.imageio.detector_display`), photos by percentiles."""
+    from evaluation.detector import is_detector_model
+
+    return "detector" if is_detector_model(class_names) else "percentile"
 
 
 @dataclass

@@ -124,8 +124,9 @@ class ImageView(QGraphicsView):
         self._fit = True
 
     # -- content ----------------------------------------------------------------
-    def set_image(self, image: np.ndarray | None) -> None:
-        """Show a photo of any dtype (16-bit and float are percentile-windowed)."""
+    def set_image(self, image: np.ndarray | None, *, stretch: str = "percentile") -> None:
+        """Show a photo of any dtype (16-bit and float are percentile-windowed,
+        or stretched around the pedestal with ``stretch="detector"``)."""
         self.clear_picked()
         self.set_marks([])
         self._overlay.setPixmap(QPixmap())
@@ -133,7 +134,7 @@ class ImageView(QGraphicsView):
             self._photo.setPixmap(QPixmap())
             self._image_shape = None
             return
-        display = to_display_uint8(image)
+        display = to_display_uint8(image, stretch=stretch)
         self._photo.setPixmap(QPixmap.fromImage(array_to_qimage(display)))
         self._image_shape = image.shape[:2]
         self.scene().setSceneRect(QRectF(0, 0, image.shape[1], image.shape[0]))

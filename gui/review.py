@@ -99,6 +99,16 @@ class ReviewSession:
         self._open_slices: list = []  # the objects' boxes after that fill
         self.changed_boxes: list[tuple[slice, slice]] = []  # where the last fill or undo changed the mask
 
+    @property
+    def detector_frame(self) -> bool:
+        """A detector frame (a FITS file, or segmented by a detector model):
+        shown stretched around its pedestal rather than by percentiles."""
+        from core.fits import FITS_EXTENSIONS, split_unit
+        from evaluation.detector import is_detector_model
+
+        return split_unit(self.photo_path)[0].suffix.lower() in FITS_EXTENSIONS or is_detector_model(
+            self.class_names)
+
     def prepare_fill(self) -> None:
         """Work out what a click on the open background fills, so that the
         click itself costs next to nothing (call it off the GUI thread; it

@@ -147,7 +147,8 @@ class ReviewPanel(QWidget):
 
     def set_session(self, session: ReviewSession | None) -> None:
         self.session = session
-        self.view.set_image(None if session is None else session.image)
+        self.view.set_image(None if session is None else session.image,
+                            stretch="detector" if session is not None and session.detector_frame else "percentile")
         self._redraw_overlay()
         self._redraw_picked(redraw=True)
         self._rebuild_legend()

@@ -177,3 +177,20 @@ def test_a_wrong_gain_is_one_line_and_nothing_is_written(detector_model, tmp_pat
     assert result.returncode == 2 and "--gain" in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_detector_stretch_shows_faint_clusters_that_percentiles_hide():
+    """A frame with a bright glow band: a 5-sigma pixel stands out of the
+    noise by three times more gray levels with the detector stretch than
+    with the percentile window, and the band is still white."""
+    from core.imageio import to_display_uint8
+
+    frame, _, _ = _frame_with_known_charges()
+    frame[70, 120] = PEDESTAL + 5 * NOISE  # a faint one-pixel excess
+    steps = {}
+    for stretch in ("detector", "percentile"):
+        shown = to_display_uint8(frame.astype(np.float32), stretch=stretch).astype(int)
+        steps[stretch] = shown[70, 120] - np.median(shown[60:80, 100:119])
+        if stretch == "detector":
+            assert shown[:, :40].mean() > 200 and np.median(shown[60:80, 100:119]) > 20
+    assert steps["detector"] >= 30 and steps["detector"] >= 3 * steps["percentile"], steps

@@ -263,3 +263,27 @@ def test_a_longer_message_does_not_resize_the_photo(qtbot, panel):
                "switch to Pick objects.")
     qtbot.wait(50)
     assert (panel.view.height(), panel.view.zoom()) == (height, zoom)
+
+
+def test_detector_frames_are_shown_stretched_around_their_pedestal(qtbot, tmp_path, monkeypatch):
+    """A FITS frame, or a frame segmented by a detector model, is shown with
+    the detector stretch; a photo by percentiles."""
+    from astropy.io import fits
+
+    frame = np.random.default_rng(0).normal(1000, 5, (40, 60)).astype(np.float32)
+    fits.PrimaryHDU(frame).writeto(tmp_path / "run.fits")
+    mask = np.zeros(frame.shape, np.uint8)
+    detector = ["background", "glowing", "hot pixel", "cluster"]
+    cases = [(ReviewSession(frame, mask, photo_path=tmp_path / "run.fits[0]"), "detector"),
+             (ReviewSession(frame, mask, photo_path=tmp_path / "f.tif", class_names=detector), "detector"),
+             (ReviewSession(frame, mask, photo_path=tmp_path / "p.tif", class_names=["background", "object"]),
+              "percentile")]
+    p = ReviewPanel()
+    qtbot.addWidget(p)
+    seen = []
+    original = p.view.set_image
+    monkeypatch.setattr(p.view, "set_image", lambda image, stretch="percentile": (seen.append(stretch),
+                                                                                   original(image, stretch=stretch)))
+    for session, expected in cases:
+        p.set_session(session)
+        assert seen[-1] == expected
