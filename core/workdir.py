@@ -54,6 +54,7 @@ class WorkingDirectory:
     SYNTHETIC = "synthetic"    # composited training images: images/, masks/
     CCD = "synthetic_ccd"      # simulated detector frames: images/, masks/
     CCD_DETECTOR = "ccd_detector.json"  # simulator settings measured from the user's frames
+    LABELLED_CCD = "labelled_ccd"  # the user's detector frames with threshold labels: images/, masks/
     REFINE = "refine"          # a self-training round's masks per photo
     SEGMENTED = "segmented"    # the segment stage's results and tables
     MODEL = "model"            # a model trained here (on the pool's images)
@@ -102,6 +103,10 @@ class WorkingDirectory:
     @property
     def ccd(self) -> Path:
         return self.root / self.CCD
+
+    @property
+    def labelled_ccd(self) -> Path:
+        return self.root / self.LABELLED_CCD
 
     @property
     def ccd_detector(self) -> Path:

@@ -31,7 +31,6 @@ and scikit-image give them):
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,8 +39,12 @@ from scipy import ndimage as ndi
 
 from core.atomic import atomic_path
 from evaluation.exports import write_csv
+from synthetic.ccd_labels import CLASS_NAMES as DETECTOR_CLASSES
+from synthetic.ccd_labels import is_detector_model
 
-DETECTOR_CLASSES = ("background", "glowing", "hot pixel", "cluster")
+__all__ = ["DETECTOR_CLASSES", "is_detector_model", "DetectorCollector", "frame_clusters", "frame_quality",
+           "hot_columns", "hot_mask", "write_hot_mask"]
+
 GLOWING, HOT, CLUSTER = 1, 2, 3
 
 MUON_LENGTH = 20.0
@@ -62,11 +65,6 @@ QUALITY_COLUMNS = ["image", "width_px", "height_px", "pedestal_adu", "noise_adu"
                    "glow_fraction", "hot_pixels", "hot_columns", "clusters", "total_charge_adu",
                    "total_charge_e"]
 HOT_COLUMN_COLUMNS = ["column", "frames_hot", "frames", "share"]
-
-
-def is_detector_model(class_names: Sequence[str] | None) -> bool:
-    """Whether a model's classes are the detector classes."""
-    return class_names is not None and tuple(class_names) == DETECTOR_CLASSES
 
 
 def hot_columns(class_mask: np.ndarray) -> np.ndarray:

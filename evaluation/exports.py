@@ -252,7 +252,7 @@ def write_measurements(
 def _stretch(class_names) -> str:
     """Detector frames are shown around their pedestal (see
     :func:`core.imageio.detector_display`), photos by percentiles."""
-    from evaluation.detector import is_detector_model
+    from synthetic.ccd_labels import is_detector_model
 
     return "detector" if is_detector_model(class_names) else "percentile"
 

@@ -32,7 +32,10 @@ from gui.settings import read_value
 AUTOSEG, SYNTHESIZE, TRAIN, SEGMENT = "autoseg", "synthesize", "train", "segment"
 SEGMENT_ALL, REFINE = "segment_all", "refine"
 REVIEW = "review"  # opening a segmented photo: no model needed
-PHOTOS_SOURCE, CCD_SOURCE = "photos", "ccd"
+PHOTOS_SOURCE, CCD_SOURCE, FRAMES_SOURCE = "photos", "ccd", "frames"
+DETECTOR_SOURCES = (CCD_SOURCE, FRAMES_SOURCE)  # training data of a detector model
+SYNTHESIZE_ACTIONS = {PHOTOS_SOURCE: "Create synthetic data", CCD_SOURCE: "Simulate CCD frames",
+                      FRAMES_SOURCE: "Label my frames"}
 STAGE_TITLES = {AUTOSEG: "Auto-segment", SYNTHESIZE: "Create synthetic data", TRAIN: "Train",
                 SEGMENT: "Segment", SEGMENT_ALL: "Segment folder", REFINE: "Improve model"}
 
@@ -109,9 +112,14 @@ class ControlsPanel(QWidget):
         self.source_ccd = QRadioButton("Simulated CCD frames")
         self.source_ccd.setToolTip("Simulate detector frames (glowing, hot pixels, clusters) with exact "
                                    "labels; the simulator's settings open in a dialog")
+        self.source_frames = QRadioButton("Real frames (threshold labels)")
+        self.source_frames.setToolTip("Label a folder of your own detector frames (FITS, TIFF, …) by "
+                                      "thresholds in each frame's noise sigma, no model needed, and train "
+                                      "on them: a baseline on your own detector")
         self.sources = QButtonGroup(self)
         self.sources.addButton(self.source_photos)
         self.sources.addButton(self.source_ccd)
+        self.sources.addButton(self.source_frames)
         self.source_photos.setChecked(True)
         self.polarity = QComboBox()
         for text, value in (("detect automatically", "auto"), ("darker than background", "dark"),
@@ -166,6 +174,7 @@ class ControlsPanel(QWidget):
         d = QFormLayout(data)
         d.addRow(self.source_photos)
         d.addRow(self.source_ccd)
+        d.addRow(self.source_frames)
         d.addRow("Objects are", self.polarity)
         d.addRow("Synthetic images", self.count)
         d.addRow("Image size (px)", self.size)
@@ -197,17 +206,19 @@ class ControlsPanel(QWidget):
         for box in (folders, data, train, segment, self.calibration):
             layout.addWidget(box)
         layout.addStretch(1)
-        self.source_photos.toggled.connect(lambda _c: self._update_source())
+        self.sources.buttonToggled.connect(lambda *_: self._update_source())
         self._busy = False
         self._update_source()
 
     # -- values -------------------------------------------------------------------
     @property
     def source(self) -> str:
+        if self.source_frames.isChecked():
+            return FRAMES_SOURCE
         return CCD_SOURCE if self.source_ccd.isChecked() else PHOTOS_SOURCE
 
     def set_source(self, source: str) -> None:
-        (self.source_ccd if source == CCD_SOURCE else self.source_photos).setChecked(True)
+        {CCD_SOURCE: self.source_ccd, FRAMES_SOURCE: self.source_frames}.get(source, self.source_photos).setChecked(True)
 
     def path_fields(self) -> dict[str, PathField]:
         return {"photos": self.photos, "workdir": self.workdir, "model": self.model, "photo": self.photo}
@@ -218,7 +229,7 @@ class ControlsPanel(QWidget):
 
     def training_data_dir(self) -> Path:
         wd = WorkingDirectory(self.workdir.text())
-        return wd.ccd if self.source == CCD_SOURCE else wd.synthetic
+        return {CCD_SOURCE: wd.ccd, FRAMES_SOURCE: wd.labelled_ccd}.get(self.source, wd.synthetic)
 
     def set_busy(self, busy: bool) -> None:
         self._busy = busy
@@ -231,7 +242,7 @@ class ControlsPanel(QWidget):
             button.setEnabled(not self._busy and (key != AUTOSEG or photos))
         self.polarity.setEnabled(photos)
         self.objects.setEnabled(photos)
-        self.buttons[SYNTHESIZE].setText("Create synthetic data" if photos else "Simulate CCD frames…")
+        self.buttons[SYNTHESIZE].setText(SYNTHESIZE_ACTIONS[self.source] + ("" if photos else "…"))
 
     # -- validation ---------------------------------------------------------------
     def validate(self, stage: str) -> tuple[PathField, str] | None:
@@ -282,7 +293,7 @@ class ControlsPanel(QWidget):
         if rule == "training data":
             data = self.training_data_dir()
             if not (data / "images").is_dir():
-                action = "Simulate CCD frames" if self.source == CCD_SOURCE else "Create synthetic data"
+                action = SYNTHESIZE_ACTIONS[self.source]
                 return (f"{name}: it holds no training images yet ({data / 'images'} is missing). "
                         f"Press {action} first.")
         return None

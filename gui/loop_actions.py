@@ -15,7 +15,7 @@ from core import model_folder
 from core.model_folder import ModelFolder
 from core.workdir import WorkingDirectory
 from gui import stages
-from gui.controls import CCD_SOURCE, REFINE, SEGMENT_ALL, STAGE_TITLES
+from gui.controls import DETECTOR_SOURCES, REFINE, SEGMENT_ALL, STAGE_TITLES
 
 
 class LoopActions:
@@ -40,9 +40,9 @@ class LoopActions:
         reason = model_folder.read_only_reason(model)
         if reason is None:
             return str(model), None
-        fresh = c.source == CCD_SOURCE and reason == "the bundled model"  # a photo model, not a detector one
+        fresh = c.source in DETECTOR_SOURCES and reason == "the bundled model"  # a photo model, not a detector one
         wd = WorkingDirectory(Path(c.workdir.text()).expanduser())
-        target = wd.model_ccd if c.source == CCD_SOURCE else wd.model
+        target = wd.model_ccd if c.source in DETECTOR_SOURCES else wd.model
         what = "is the bundled model" if reason == "the bundled model" else "is read-only"
         c.model.set_text(str(target))
         if model_folder.holds_model(target):

@@ -34,6 +34,7 @@ from gui.calibration_panel import CalibrationController
 from gui.controls import (
     AUTOSEG,
     CCD_SOURCE,
+    FRAMES_SOURCE,
     REFINE,
     REVIEW,
     SEGMENT_ALL,
@@ -43,7 +44,7 @@ from gui.controls import (
     ControlsPanel,
 )
 from gui.loop_actions import LoopActions
-from gui.pool_view import CCD, POOL, SYNTHETIC, PoolView
+from gui.pool_view import CCD, LABELLED, POOL, SYNTHETIC, PoolView
 from gui.progress_bar import StageProgressBar
 from gui.results_view import ResultsView
 from gui.review_panel import ReviewPanel
@@ -235,6 +236,13 @@ class MainWindow(QMainWindow):
             return self.run_job(title, stages.autoseg_job, c.photos.text(), workdir,
                                 polarity=c.polarity.currentData(), seed=c.seed.value(),
                                 on_done=lambda _r: self._show_pool(POOL))
+        if stage == SYNTHESIZE and c.source == FRAMES_SOURCE:
+            frames = dialogs.choose_folder(self, "Folder of your detector frames (FITS, TIFF, …) to label")
+            if not frames:
+                return False
+            return self.run_job("Label my frames", stages.label_ccd_job, frames,
+                                str(WorkingDirectory(workdir).labelled_ccd),
+                                on_done=lambda _r: self._show_pool(LABELLED))
         if stage == SYNTHESIZE and c.source == CCD_SOURCE:
             values = dialogs.ask_ccd_settings(self)
             if values is None:

@@ -40,7 +40,7 @@ from gui import dialogs
 from gui.image_view import array_to_qimage, boundary, class_colour
 
 THUMB = 96
-POOL, SYNTHETIC, CCD = "pool", "synthetic", "ccd"
+POOL, SYNTHETIC, CCD, LABELLED = "pool", "synthetic", "ccd", "labelled"
 
 
 def thumbnail(image_path: Path, mask_path: Path | None, *, classes: bool) -> QImage:
@@ -222,6 +222,7 @@ class PoolView(QWidget):
         self.source.addItem("Object pool", POOL)
         self.source.addItem("Synthetic images", SYNTHETIC)
         self.source.addItem("Simulated CCD frames", CCD)
+        self.source.addItem("My frames, threshold labels", LABELLED)
         self.source.setToolTip("What to show: pool objects (red outline = mask) or synthetic "
                                "training images (masks tinted by class)")
         self.source.currentIndexChanged.connect(lambda _i: self.refresh())
@@ -278,10 +279,11 @@ class PoolView(QWidget):
                 items, tips, labels = pool_items(self.workdir)
             else:
                 wd = WorkingDirectory(self.workdir)
-                folder = wd.synthetic if self.mode == SYNTHETIC else wd.ccd
+                folder = {SYNTHETIC: wd.synthetic, CCD: wd.ccd, LABELLED: wd.labelled_ccd}[self.mode]
                 items = paired_items(folder)
         self.model.set_items(items, classes=self.mode != POOL, tooltips=tips, labels=labels)
-        what = {POOL: "objects in the pool", SYNTHETIC: "synthetic images", CCD: "simulated frames"}[self.mode]
+        what = {POOL: "objects in the pool", SYNTHETIC: "synthetic images", CCD: "simulated frames",
+                LABELLED: "labelled frames"}[self.mode]
         self.count.setText(f"{len(items)} {what}")
         self._update_buttons()
 

@@ -38,6 +38,12 @@ def fit_ccd_job(frames: str, out_file: str, *, progress):
     return run_fit_ccd(frames, out_file, progress=progress)
 
 
+def label_ccd_job(frames: str, out_dir: str, *, progress):
+    from synthetic.label_ccd import run_label_ccd
+
+    return run_label_ccd(frames, out_dir, progress=progress)
+
+
 def train_job(data_dir: str, model_dir: str, *, epochs: int, batch_size: int, seed: int,
               patch_size: int | None = None, start_from: str | None = None, progress):
     from training.settings import TrainSettings

@@ -31,6 +31,12 @@ from core.errors import UserInputError
 
 BACKGROUND, GLOWING, HOT_PIXEL, CLUSTER = 0, 1, 2, 3
 CLASS_NAMES = ("background", "glowing", "hot pixel", "cluster")
+
+
+def is_detector_model(class_names) -> bool:
+    """Whether a model's classes are the detector classes (:data:`CLASS_NAMES`)."""
+    return class_names is not None and tuple(class_names) == CLASS_NAMES
+
 _MAD_TO_SIGMA = 1.4826
 _CLIPPED_STD = 0.9866  # std of a unit Gaussian cut at +-3 sigma
 _EIGHT = np.ones((3, 3), bool)

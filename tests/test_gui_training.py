@@ -7,7 +7,7 @@ import pytest
 from PyQt5.QtCore import Qt
 from PyQt5.QtWidgets import QMessageBox
 
-from gui.controls import SEGMENT, TRAIN
+from gui.controls import AUTOSEG, SEGMENT, TRAIN
 from gui.main_window import MainWindow
 from gui.settings import SETTINGS_DIR_VARIABLE
 from gui.training_view import TrainingView, nice_ticks
@@ -122,3 +122,57 @@ def test_the_best_epoch_label_stays_off_the_curves(qtbot):
     inside = reds(range(top + 2, image.height() - 40))
     assert inside and max(inside) - min(inside) <= 2  # the dashed line, one column
     assert len(reds(range(0, top))) > 20  # the label, above the plot
+
+
+@pytest.mark.slow  # trains a model
+def test_real_frames_source_labels_trains_and_segments_the_users_fits_frames(qtbot, tmp_path, monkeypatch):
+    """The user's path with his own detector: Real frames (threshold labels),
+    Label my frames… on a folder of FITS frames, Train, Segment one frame:
+    the labelled set in the Pool tab, a four-class model, the frame in Review
+    with the detector stretch and its cluster catalogue written."""
+    import numpy as np
+    from astropy.io import fits
+    from other_detector import other_frame
+
+    from gui import dialogs
+    from gui.controls import SYNTHESIZE
+
+    monkeypatch.setenv(SETTINGS_DIR_VARIABLE, str(tmp_path / "settings"))
+    shown = []
+    for kind in ("information", "warning", "critical"):
+        monkeypatch.setattr(QMessageBox, kind, staticmethod(lambda *a, **k: shown.append(a[2])))
+    frames = tmp_path / "my_frames"
+    frames.mkdir()
+    for i in range(4):
+        fits.PrimaryHDU(other_frame(np.random.default_rng(i), 64)[0].astype(np.uint16)).writeto(
+            frames / f"run{i}.fits")
+    monkeypatch.setattr(dialogs, "choose_folder", lambda parent, title: str(frames))
+    workdir = tmp_path / "wd"
+    window = MainWindow(workdir=str(workdir))
+    qtbot.addWidget(window)
+    window.show()
+    c = window.controls
+    c.source_frames.setChecked(True)
+    assert c.buttons[SYNTHESIZE].text() == "Label my frames…" and not c.buttons[AUTOSEG].isEnabled()
+    with qtbot.waitSignal(window.runner.stopped, timeout=60000):
+        qtbot.mouseClick(c.buttons[SYNTHESIZE], Qt.LeftButton)
+    assert shown == []
+    assert window.pool.mode == "labelled" and window.pool.model.rowCount() == 4
+    assert sorted(p.name for p in (workdir / "labelled_ccd" / "masks").iterdir()) == [
+        f"run{i}.png" for i in range(4)]
+    c.epochs.setValue(1)
+    c.batch.setValue(2)
+    c.size.setValue(64)
+    with qtbot.waitSignal(window.runner.stopped, timeout=240000):
+        qtbot.mouseClick(c.buttons[TRAIN], Qt.LeftButton)
+    assert shown == []
+    model = workdir / "model_ccd"  # the bundled photo model is never a start for a detector model
+    assert c.model.text() == str(model) and (model / "model.keras").is_file()
+    assert len(window.training.iou_plot.series) == 4
+    c.photo.set_text(str(frames / "run0.fits"))
+    with qtbot.waitSignal(window.runner.stopped, timeout=240000):
+        qtbot.mouseClick(c.buttons[SEGMENT], Qt.LeftButton)
+    assert shown == []
+    assert window.review.session is not None and window.review.session.detector_frame
+    assert (workdir / "segmented" / "run0_clusters.csv").is_file()
+    assert (workdir / "segmented" / "quality.csv").is_file()

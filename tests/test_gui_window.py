@@ -462,3 +462,27 @@ def test_fits_amplifiers_are_photos_in_the_window(qtbot, window, boxes, tmp_path
     assert sorted(project["stages"]["autoseg"]["photos"]) == ["run.fits[1]", "run.fits[2]"]
     assert (tmp_path / "wd" / "autoseg" / "run_hdu2_labels.tif").is_file()
     assert not boxes.texts("warning") and not boxes.texts("critical")
+
+
+def test_label_my_frames_on_unreadable_frames_keeps_the_earlier_set(qtbot, window, monkeypatch, boxes, tmp_path):
+    from helpers import tree_digest
+
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    good.mkdir()
+    bad.mkdir()
+    import numpy as np
+    from astropy.io import fits
+
+    fits.PrimaryHDU(np.random.default_rng(0).normal(1000, 5, (32, 32)).astype(np.float32)).writeto(good / "a.fits")
+    (bad / "a.fits").write_bytes(b"SIMPLE  =                    T" + b" " * 50)
+    c = window.controls
+    c.source_frames.setChecked(True)
+    monkeypatch.setattr(dialogs, "choose_folder", lambda parent, title: str(good))
+    press(qtbot, window, SYNTHESIZE)
+    out = c.training_data_dir()
+    assert out.name == "labelled_ccd" and (out / "masks" / "a.png").is_file()
+    before = tree_digest(out)
+    monkeypatch.setattr(dialogs, "choose_folder", lambda parent, title: str(bad))
+    press(qtbot, window, SYNTHESIZE)
+    assert len(boxes.shown) == 1 and "could be labelled" in boxes.shown[0][2]
+    assert tree_digest(out) == before
