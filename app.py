@@ -49,6 +49,10 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+OVERSCAN_HELP = ("detector frames: overscan (or prescan) columns that give the pedestal and readout noise, "
+                 "A:B counted from 0 as in Python (-100: = the last 100 columns)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="app.py",
@@ -87,10 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="settings file to write (JSON), for simulate-ccd --settings")
     p.add_argument("--gain", type=str, default=None, metavar="ADU_PER_E",
                    help="ADU per electron, when known (charges and noise in electrons; default 1)")
+    p.add_argument("--overscan", default=None, metavar="A:B", help=OVERSCAN_HELP)
 
     p = sub.add_parser("label-ccd", help="label real CCD frames by thresholds in noise sigmas (a training set)")
     p.add_argument("--frames", required=True, help="folder of frames (FITS, TIFF, ...) or one frame")
     p.add_argument("--out", required=True, help="output folder (images/, masks/ and ccd_labels.json are written)")
+    p.add_argument("--overscan", default=None, metavar="A:B", help=OVERSCAN_HELP)
 
     p = sub.add_parser("train", help="train a U-Net on a folder with images/ and masks/")
     p.add_argument("--data", required=True, help="folder with images/ and masks/ (e.g. WORKDIR/synthetic)")
@@ -116,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "from the size of its objects)")
     p.add_argument("--gain", type=str, default=None, metavar="ADU_PER_E",
                    help="detector frames: ADU per electron, to give cluster charges in electrons too")
+    p.add_argument("--overscan", default=None, metavar="A:B", help=OVERSCAN_HELP)
 
     p = sub.add_parser("evaluate", help="score predicted masks against expert masks")
     p.add_argument("--pred", required=True, help="folder of predicted masks")
@@ -184,17 +191,20 @@ def _run_simulate_ccd(args, progress) -> int:
 
 
 def _run_fit_ccd(args, progress) -> int:
+    from synthetic.ccd_labels import parse_overscan
     from synthetic.fit_ccd import run_fit_ccd
 
-    result = run_fit_ccd(args.frames, args.out, gain=_gain(args.gain), progress=progress)
+    result = run_fit_ccd(args.frames, args.out, gain=_gain(args.gain), overscan=parse_overscan(args.overscan),
+                         progress=progress)
     print(result.summary())
     return 1 if result.cancelled else _skipped_status(result.failed)
 
 
 def _run_label_ccd(args, progress) -> int:
+    from synthetic.ccd_labels import parse_overscan
     from synthetic.label_ccd import run_label_ccd
 
-    result = run_label_ccd(args.frames, args.out, progress=progress)
+    result = run_label_ccd(args.frames, args.out, overscan=parse_overscan(args.overscan), progress=progress)
     print(result.summary())
     return _skipped_status(result.failed)
 
@@ -243,7 +253,7 @@ def _run_segment(args, progress) -> int:
     from evaluation.calibration import load_calibration
     from evaluation.segment import SegmentSettings, run_segment
 
-    settings = SegmentSettings(scale=args.scale, gain=_gain(args.gain))
+    settings = SegmentSettings(scale=args.scale, gain=_gain(args.gain), overscan=args.overscan)
     settings.check()
     if args.pixel_size is not None:
         calibration = _pixel_calibration(args)
@@ -255,7 +265,7 @@ def _run_segment(args, progress) -> int:
         calibration = None
     if calibration is not None:
         settings = SegmentSettings(scale=args.scale, pixel_size=calibration.pixel_size, unit=calibration.unit,
-                                   gain=settings.gain)
+                                   gain=settings.gain, overscan=settings.overscan)
         progress.log(f"Sizes also in {calibration.unit}: {calibration.describe()}")
     result = run_segment(args.model, args.images, args.out, settings=settings, progress=progress)
     print(result.summary())
@@ -301,6 +311,9 @@ def _check_before_tensorflow(args) -> None:
         if args.pixel_size is not None:
             _pixel_calibration(args)
         _gain(args.gain)
+        from synthetic.ccd_labels import parse_overscan
+
+        parse_overscan(args.overscan)
     if args.command == "train" and not os.path.isdir(args.data):
         raise UserInputError(f"The training data folder does not exist: {args.data}")
 

@@ -189,17 +189,22 @@ class DetectorCollector:
 
     out_dir: Path
     gain: float | None = None
+    overscan: slice | None = None  # columns that give the pedestal and noise
     quality: list[dict] = field(default_factory=list)
     _column_hits: dict[int, int] = field(default_factory=dict)
 
     def add(self, stem: str, frame: np.ndarray, class_mask: np.ndarray, *,
             image_name: str | None = None) -> list[dict]:
-        from synthetic.ccd_labels import robust_level
+        from synthetic.ccd_labels import overscan_columns, robust_level
 
         frame = np.asarray(frame, np.float64)
         gray = frame.mean(axis=-1) if frame.ndim == 3 else frame
+        over = overscan_columns(gray.shape[1], self.overscan)
         background = np.asarray(class_mask) == 0
-        region = background if background.sum() >= 16 else None
+        if over.any():
+            region = np.s_[:, over]
+        else:
+            region = background if background.sum() >= 16 else None
         pedestal, noise = robust_level(gray, region)
         clusters = frame_clusters(gray, class_mask, pedestal=pedestal, gain=self.gain)
         write_csv(Path(self.out_dir) / f"{stem}_clusters.csv", clusters, CLUSTER_COLUMNS)

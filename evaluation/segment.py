@@ -45,6 +45,7 @@ class SegmentSettings:
     flips: bool = True            # average over mirrored predictions (4x the work; EMPS: IoU +0.008, F1 +0.03)
     threshold: float = 0.5        # object probability for an object pixel (two-class models)
     gain: float | None = None     # detector frames: ADU per electron, for charges in e- (None: unknown)
+    overscan: str | None = None   # detector frames: overscan columns "A:B", for pedestal and noise
 
     def check(self) -> None:
         if not 0 <= self.scale <= 16:  # NaN too
@@ -55,6 +56,9 @@ class SegmentSettings:
             raise UserInputError(f"The object threshold must be between 0 and 1, not {self.threshold}")
         if self.gain is not None and not (self.gain > 0 and np.isfinite(self.gain)):
             raise UserInputError(f"The gain must be a positive number of ADU per electron, not {self.gain}")
+        from synthetic.ccd_labels import parse_overscan
+
+        parse_overscan(self.overscan)
 
 
 @dataclass
@@ -310,6 +314,7 @@ def _segment(model_dir, files: list[Path], out: Path, staged: Path, settings: Se
     from evaluation.detector import DetectorCollector, is_detector_model
     from evaluation.exports import MeasurementCollector
     from evaluation.predict import load_model
+    from synthetic.ccd_labels import parse_overscan
 
     progress.update(0, len(files), "loading the model")
     model, meta = load_model(model_dir)
@@ -318,7 +323,8 @@ def _segment(model_dir, files: list[Path], out: Path, staged: Path, settings: Se
     collector = MeasurementCollector(staged, pixel_size=settings.pixel_size, unit=settings.unit,
                                      class_names=classes, include_border=settings.include_border,
                                      split=settings.split)
-    detector = DetectorCollector(staged, gain=settings.gain) if is_detector_model(classes) else None
+    detector = (DetectorCollector(staged, gain=settings.gain, overscan=parse_overscan(settings.overscan))
+                if is_detector_model(classes) else None)
     photos = PhotoLoop(files, progress, doing="segmenting")
     for _, path, image in photos:
         mask, scale = segment_photo(model, meta, image, scale=settings.scale, tile=settings.tile,

@@ -33,6 +33,37 @@ BACKGROUND, GLOWING, HOT_PIXEL, CLUSTER = 0, 1, 2, 3
 CLASS_NAMES = ("background", "glowing", "hot pixel", "cluster")
 
 
+def parse_overscan(spec: str | None) -> slice | None:
+    """Overscan (or prescan) columns given as ``A:B`` in Python's slice
+    notation, 0-based: ``-100:`` the last 100 columns, ``:8`` the first 8,
+    ``4096:4196`` those. None for no spec; a bad one is refused."""
+    if spec is None or not str(spec).strip():
+        return None
+    parts = str(spec).strip().split(":")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        start, stop = (int(p) if p.strip() else None for p in parts)
+    except ValueError:
+        raise UserInputError(f"Overscan columns are given as A:B (e.g. -100: for the last 100 columns), "
+                             f"not '{spec}'") from None
+    return slice(start, stop)
+
+
+def overscan_columns(width: int, overscan: slice | None) -> np.ndarray:
+    """Boolean mask of a frame's overscan columns (all False for None).
+    Refused when the spec holds no column of the frame or all of them."""
+    columns = np.zeros(width, bool)
+    if overscan is None:
+        return columns
+    columns[overscan] = True
+    if not columns.any() or columns.all():
+        raise UserInputError(f"The overscan columns {overscan.start or ''}:{overscan.stop or ''} leave "
+                             f"{'none' if not columns.any() else 'no active'} column of a frame {width} "
+                             "pixels wide.")
+    return columns
+
+
 def is_detector_model(class_names) -> bool:
     """Whether a model's classes are the detector classes (:data:`CLASS_NAMES`)."""
     return class_names is not None and tuple(class_names) == CLASS_NAMES

@@ -38,7 +38,14 @@ from core.errors import UserInputError
 from core.imageio import list_images, to_gray
 from core.photos import PhotoLoop
 from core.progress import Progress
-from synthetic.ccd_labels import CLUSTER, GLOWING, HOT_PIXEL, label_frame, smooth_background
+from synthetic.ccd_labels import (
+    CLUSTER,
+    GLOWING,
+    HOT_PIXEL,
+    label_frame,
+    overscan_columns,
+    smooth_background,
+)
 from synthetic.ccd_settings import CCDSettings
 
 # A frame glows from an edge when at least this share of the edge's first
@@ -75,11 +82,16 @@ class FitCCDResult:
         return text
 
 
-def measure_frame(frame: np.ndarray) -> dict:
-    """What one frame shows (ADU): see the module docstring."""
+def measure_frame(frame: np.ndarray, overscan: slice | None = None) -> dict:
+    """What one frame shows (ADU): see the module docstring. With
+    ``overscan`` columns, pedestal and noise are theirs, and the rest is
+    measured on the active columns only."""
     frame = np.asarray(frame, np.float64)
-    mask, info = label_frame(frame)
+    over = overscan_columns(frame.shape[1], overscan)
+    mask, info = label_frame(frame, pedestal_region=np.s_[:, over] if over.any() else None)
     pedestal, sigma = info.pedestal, info.sigma
+    if over.any():
+        frame, mask = frame[:, ~over], mask[:, ~over]
     z = (np.nan_to_num(frame, nan=pedestal) - pedestal) / sigma
     level = pedestal + sigma * smooth_background(z.astype(np.float32), 8)  # pedestal and glow
     h, w = mask.shape
@@ -246,9 +258,10 @@ def _rounded(settings: CCDSettings) -> CCDSettings:
 
 
 def run_fit_ccd(frames: str | Path, out: str | Path, *, gain: float | None = None,
-                progress: Progress | None = None) -> FitCCDResult:
+                overscan: slice | None = None, progress: Progress | None = None) -> FitCCDResult:
     """Measure the frames of ``frames`` (folder or file) and write the
-    simulator settings to ``out`` (a JSON file)."""
+    simulator settings to ``out`` (a JSON file); ``overscan`` columns give
+    the pedestal and the readout noise (see :func:`measure_frame`)."""
     progress = progress if progress is not None else Progress()
     gain = 1.0 if gain is None else float(gain)
     if not (gain > 0 and np.isfinite(gain)):
@@ -261,7 +274,7 @@ def run_fit_ccd(frames: str | Path, out: str | Path, *, gain: float | None = Non
     loop = PhotoLoop(files, progress, doing="measuring")
     for _, path, image in loop:
         try:
-            row = measure_frame(to_gray(image))
+            row = measure_frame(to_gray(image), overscan)
         except UserInputError as exc:
             progress.log(f"skipped: {path.name}: {exc}")
             loop.skipped.append(path.name)

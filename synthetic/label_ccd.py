@@ -27,7 +27,7 @@ from core.errors import UserInputError
 from core.imageio import list_images, to_gray, write_image
 from core.photos import PhotoLoop
 from core.progress import Progress
-from synthetic.ccd_labels import CLASS_NAMES, label_frame
+from synthetic.ccd_labels import CLASS_NAMES, label_frame, overscan_columns
 
 DESCRIPTION = "ccd_labels.json"
 
@@ -51,13 +51,15 @@ class LabelCCDResult:
         return text
 
 
-def run_label_ccd(frames: str | Path, out: str | Path, *, progress: Progress | None = None) -> LabelCCDResult:
+def run_label_ccd(frames: str | Path, out: str | Path, *, overscan: slice | None = None,
+                  progress: Progress | None = None) -> LabelCCDResult:
     """Label every frame of ``frames`` (a folder or one file) into ``out``.
 
     All or nothing: the set is written into a staged copy of ``out`` that
     replaces it only at the end, so a cancelled or failed run leaves ``out``
     as it was. A frame that cannot be read, or is too small to label, is
-    reported and skipped.
+    reported and skipped. ``overscan`` columns give each frame's pedestal
+    and noise and are labelled background.
     """
     from core.transaction import Transaction
 
@@ -71,13 +73,14 @@ def run_label_ccd(frames: str | Path, out: str | Path, *, progress: Progress | N
     except OSError as exc:
         raise UserInputError(f"The output folder cannot be created: {out} ({exc.strerror})") from None
     with Transaction(out.parent) as tx:
-        result = _label(files, out, tx.stage(out), progress)
+        result = _label(files, out, tx.stage(out), progress, overscan)
         if not result.cancelled:
             tx.commit()
     return result
 
 
-def _label(files: list[Path], out: Path, staged: Path, progress: Progress) -> LabelCCDResult:
+def _label(files: list[Path], out: Path, staged: Path, progress: Progress,
+           overscan: slice | None = None) -> LabelCCDResult:
     (staged / "images").mkdir(parents=True, exist_ok=True)
     (staged / "masks").mkdir(parents=True, exist_ok=True)
     result = LabelCCDResult(out)
@@ -86,7 +89,9 @@ def _label(files: list[Path], out: Path, staged: Path, progress: Progress) -> La
     for _, path, image in photos:
         frame = to_gray(image)
         try:
-            mask, info = label_frame(frame)
+            over = overscan_columns(frame.shape[1], overscan)
+            mask, info = label_frame(frame, pedestal_region=np.s_[:, over] if over.any() else None)
+            mask[:, over] = 0  # no pixel there: only the readout's noise
         except UserInputError as exc:
             photos.skipped.append(path.name)
             progress.log(f"skipped: {path.name}: {exc}")

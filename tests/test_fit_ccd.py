@@ -139,3 +139,58 @@ def test_fit_ccd_on_nothing_measurable_writes_nothing(tmp_path):
     result = run_app("fit-ccd", "--frames", bad, "--out", tmp_path / "detector.json")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert (tmp_path / "detector.json").read_text() == '{"settings": {}}'  # the earlier file stays
+
+
+def _with_overscan(seed=0, columns=24, dark=40.0):
+    """A frame of the other detector whose active pixels carry +40 ADU of
+    dark charge, followed by overscan columns that hold only the readout
+    noise around the true pedestal."""
+    rng = np.random.default_rng(seed)
+    frame, mask = other_frame(rng, 128)
+    frame = frame + dark
+    over = PEDESTAL + rng.normal(0, READ_NOISE, (frame.shape[0], columns))
+    return np.concatenate([frame, np.rint(over)], axis=1), mask
+
+
+def test_overscan_columns_give_pedestal_and_noise():
+    from synthetic.ccd_labels import parse_overscan
+
+    frame, _ = _with_overscan()
+    plain = measure_frame(frame)
+    with_overscan = measure_frame(frame, parse_overscan("-24:"))
+    assert plain["pedestal_adu"] > PEDESTAL + 20  # the dark charge taken for pedestal
+    assert with_overscan["pedestal_adu"] == pytest.approx(PEDESTAL, abs=3)
+    assert with_overscan["noise_adu"] == pytest.approx(READ_NOISE, rel=0.1)
+    assert with_overscan["width"] == 128  # the overscan is not measured as sensor
+
+
+@pytest.mark.parametrize("spec, columns", [("-24:", 24), (":8", 8), ("100:110", 10), (" 5:7 ", 2)])
+def test_overscan_specs(spec, columns):
+    from synthetic.ccd_labels import overscan_columns, parse_overscan
+
+    assert overscan_columns(152, parse_overscan(spec)).sum() == columns
+
+
+@pytest.mark.parametrize("spec, words", [("last100", "A:B"), ("1:2:3", "A:B"), ("a:b", "A:B"),
+                                         ("500:600", "none"), (":", "no active")])
+def test_bad_overscan_specs_are_refused(spec, words):
+    from synthetic.ccd_labels import overscan_columns, parse_overscan
+
+    with pytest.raises(UserInputError, match=words):
+        overscan_columns(152, parse_overscan(spec))
+
+
+@pytest.mark.slow  # runs the application in a child process
+def test_label_ccd_with_overscan_labels_it_background_and_takes_its_pedestal(tmp_path):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    frame, _ = _with_overscan()
+    fits.PrimaryHDU(frame.astype(np.uint16)).writeto(frames / "f.fits")
+    result = run_app("label-ccd", "--frames", frames, "--out", tmp_path / "set", "--overscan=-24:")
+    assert result.returncode == 0, result.stderr
+    from core.imageio import read_image
+    assert not read_image(tmp_path / "set" / "masks" / "f.png")[:, -24:].any()
+    info = json.loads((tmp_path / "set" / "ccd_labels.json").read_text())
+    assert info["frames"][0]["pedestal_adu"] == pytest.approx(PEDESTAL, abs=3)
+    result = run_app("label-ccd", "--frames", frames, "--out", tmp_path / "set2", "--overscan", "right")
+    assert result.returncode == 2 and "A:B" in result.stderr and not (tmp_path / "set2").exists()
