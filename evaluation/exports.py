@@ -3,7 +3,9 @@
 Per photo ``<stem>``, :func:`write_measurements` writes into the output folder::
 
     <stem>_mask.png      class index per pixel (uint8, 0 = background)
-    <stem>_labels.tif    instance labels (uint16; uint32 beyond 65535 objects)
+    <stem>_labels.tif    instance labels (uint16; uint32 beyond 65535 objects), with the pixel
+                         size when calibrated (ImageJ metadata; OME-TIFF for uint32)
+    <stem>_rois.zip      ImageJ ROI set: one polygon per object, named by its object_id
     <stem>_overlay.png   the photo with object outlines and ids drawn over it
     <stem>_objects.csv   one row per object (columns: evaluation.measure.object_columns)
 
@@ -16,9 +18,8 @@ and :class:`MeasurementCollector` adds, for the whole folder::
 
 CSV files are UTF-8 with a header row, sizes carry their unit in the column
 name, empty cells mean "not defined", and every file is written atomically.
-ImageJ ROI sets are not written (that would need the ``roifile`` package,
-which is not a dependency); the label image opens in Fiji / ImageJ instead,
-each object's pixels holding its ``object_id`` from the CSV.
+The label image opens in Fiji / ImageJ and napari, each object's pixels
+holding its ``object_id`` from the CSV (see :mod:`evaluation.interop`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from core.atomic import atomic_path, write_text_atomic
 from core.errors import UserInputError
 from core.imageio import to_display_uint8, write_image, write_label_image
 from evaluation.calibration import Calibration
+from evaluation.interop import write_calibrated_labels, write_roi_zip
 from evaluation.measure import (
     as_calibration,
     diameters_for_distribution,
@@ -241,7 +243,12 @@ def write_measurements(
     files: dict[str, Path] = {}
     if write_mask:
         files["mask"] = write_image(out / f"{stem}_mask.png", class_mask.astype(np.uint8, copy=False))
-    files["labels"] = write_label_image(out / f"{stem}_labels.tif", labels)
+    if calibration is not None:  # Fiji and napari then show physical sizes
+        files["labels"] = write_calibrated_labels(out / f"{stem}_labels.tif", labels, calibration.pixel_size,
+                                                  calibration.unit)
+    else:
+        files["labels"] = write_label_image(out / f"{stem}_labels.tif", labels)
+    files["rois"] = write_roi_zip(out / f"{stem}_rois.zip", labels)
     overlay = draw_overlay(photo, labels, classes=classes, stretch=_stretch(class_names))
     files["overlay"] = write_image(out / f"{stem}_overlay.png", overlay)
     if per_photo_csv:

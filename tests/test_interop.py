@@ -1,0 +1,99 @@
+"""Results that open in Fiji / ImageJ, QuPath and napari: ROI sets read back
+with roifile, label images' pixel size read back with tifffile."""
+
+import zipfile
+
+import numpy as np
+import pytest
+import roifile
+import tifffile
+from scipy import ndimage as ndi
+
+from evaluation.exports import write_measurements
+from evaluation.interop import object_outlines, write_calibrated_labels, write_roi_zip
+
+
+def _shoelace(points):
+    x, y = points[:, 0], points[:, 1]
+    return 0.5 * abs(float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
+
+
+def _scene():
+    yy, xx = np.mgrid[:80, :120]
+    mask = np.zeros((80, 120), np.uint8)
+    mask[(yy - 30) ** 2 + (xx - 30) ** 2 <= 15**2] = 1           # a disc
+    mask[10:30, 70:110] = 1                                       # a rectangle
+    mask[55:80, 60:75] = 1                                        # cut by the bottom edge
+    ring = ((yy - 60) ** 2 + (xx - 100) ** 2 <= 12**2) & ((yy - 60) ** 2 + (xx - 100) ** 2 > 5**2)
+    mask[ring] = 1                                                # with a hole
+    photo = (40 + 150 * mask + np.random.default_rng(0).normal(0, 5, mask.shape)).clip(0, 255).astype(np.uint8)
+    return photo, mask
+
+
+def test_roi_zip_has_one_polygon_per_object_with_its_area(tmp_path):
+    photo, mask = _scene()
+    measured = write_measurements(tmp_path, "p", photo, mask)
+    rois = roifile.roiread(tmp_path / "p_rois.zip")
+    assert len(rois) == measured.count == 4
+    by_id = {int(r.name): r for r in rois}
+    for row in measured.rows:
+        roi = by_id[row["object_id"]]
+        assert roi.roitype == roifile.ROI_TYPE.POLYGON
+        polygon = roi.coordinates()
+        # The outline follows the pixels' outer edges with the corners cut:
+        # its area is the pixel count (holes filled) less an eighth of a pixel
+        # per corner.
+        area = _shoelace(polygon)
+        filled = ndi.binary_fill_holes(measured.labels == row["object_id"]).sum()
+        assert 0 <= filled - area <= 0.15 * row["perimeter_px"] + 1
+        # Every outline point lies on the object in ImageJ's coordinates.
+        x, y = polygon[:, 0], polygon[:, 1]
+        inside = measured.labels[np.clip(np.floor(y).astype(int), 0, 79), np.clip(np.floor(x).astype(int), 0, 119)]
+        assert np.mean(inside == row["object_id"]) > 0.45
+    holed = by_id[max(by_id, key=lambda k: abs(np.mean(by_id[k].coordinates(), axis=0) - [100, 60]).sum() < 2)]
+    assert _shoelace(holed.coordinates()) > np.pi * 11.5**2 * 0.9  # the outer outline, not the hole's
+
+
+def test_roi_zip_of_a_photo_without_objects_is_an_empty_set(tmp_path):
+    write_roi_zip(tmp_path / "e_rois.zip", np.zeros((10, 10), np.int32))
+    assert zipfile.ZipFile(tmp_path / "e_rois.zip").namelist() == []
+    assert not list(tmp_path.glob(".*part*"))
+
+
+def test_outlines_are_in_imagej_pixel_coordinates():
+    labels = np.zeros((6, 6), np.int32)
+    labels[2:4, 1:5] = 1  # pixels x 1..4, y 2..3: corners (1, 2) and (5, 4) in ImageJ
+    polygon = object_outlines(labels)[1]
+    assert polygon[:, 0].min() == pytest.approx(1.0) and polygon[:, 0].max() == pytest.approx(5.0)
+    assert polygon[:, 1].min() == pytest.approx(2.0) and polygon[:, 1].max() == pytest.approx(4.0)
+    assert _shoelace(polygon) == pytest.approx(8 - 4 / 8)  # four corners cut by an eighth of a pixel
+
+
+@pytest.mark.parametrize("count, dtype", [(3, np.uint16), (70_000, np.uint32)])
+def test_calibrated_label_tiff_carries_the_pixel_size(tmp_path, count, dtype):
+    labels = np.arange(count, dtype=np.int64).reshape(1, -1) % count + 1
+    labels = np.repeat(labels, 2, axis=0)
+    path = write_calibrated_labels(tmp_path / "l.tif", labels, 2.5, "nm")
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages[0]
+        np.testing.assert_array_equal(page.asarray(), labels)
+        assert page.dtype == dtype
+        x_resolution = page.tags["XResolution"].value
+        assert x_resolution[0] / x_resolution[1] == pytest.approx(1 / 2.5)
+        if dtype == np.uint16:
+            assert tif.is_imagej and tif.imagej_metadata["unit"] == "nm"
+        else:
+            assert tif.is_ome and 'PhysicalSizeX="2.5"' in tif.ome_metadata
+            assert 'PhysicalSizeXUnit="nm"' in tif.ome_metadata
+
+
+def test_measurements_write_calibrated_labels_when_calibrated(tmp_path):
+    photo, mask = _scene()
+    write_measurements(tmp_path, "p", photo, mask, pixel_size=0.5, unit="µm")
+    with tifffile.TiffFile(tmp_path / "p_labels.tif") as tif:
+        assert tif.is_imagej and tif.imagej_metadata["unit"] == "micron"
+        num, den = tif.pages[0].tags["XResolution"].value
+        assert num / den == pytest.approx(2.0)
+    write_measurements(tmp_path, "q", photo, mask)
+    with tifffile.TiffFile(tmp_path / "q_labels.tif") as tif:
+        assert not tif.is_imagej  # no calibration: plain labels, as before
