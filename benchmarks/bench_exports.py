@@ -60,10 +60,17 @@ def main() -> None:
         out = Path(tmp)
         rois = timed(lambda: write_roi_zip(out / "p_rois.zip", labels), args.repeats)
         calibrated = timed(lambda: write_calibrated_labels(out / "p_labels.tif", labels, 0.5, "µm"), args.repeats)
+        from evaluation.interop import CocoCollector, write_geojson
+
+        rows = write_measurements(out, "p", photo, mask, pixel_size=0.5).rows
+        geojson = timed(lambda: write_geojson(out / "p_objects.geojson", labels, rows), args.repeats)
+        coco = timed(lambda: CocoCollector(None).add("p.png", labels, None), args.repeats)
         everything = timed(lambda: write_measurements(out, "p", photo, mask, pixel_size=0.5), args.repeats)
     print(f"2592 x 2048 photo, {count} objects found; segmentation (scale {scale:.2f}, flips) {segmentation:.1f} s")
     print(f"  ImageJ ROI zip          {1000 * rois:7.0f} ms  ({100 * rois / segmentation:.1f} % of segmentation)")
     print(f"  calibrated label TIFF   {1000 * calibrated:7.0f} ms  ({100 * calibrated / segmentation:.1f} %)")
+    print(f"  QuPath GeoJSON          {1000 * geojson:7.0f} ms  ({100 * geojson / segmentation:.1f} %)")
+    print(f"  COCO RLE masks          {1000 * coco:7.0f} ms  ({100 * coco / segmentation:.1f} %)")
     print(f"  all per-photo files     {1000 * everything:7.0f} ms  ({100 * everything / segmentation:.1f} %: "
           "instances, measurements, mask, labels, ROIs, overlay, CSV)")
 

@@ -6,6 +6,7 @@ Per photo ``<stem>``, :func:`write_measurements` writes into the output folder::
     <stem>_labels.tif    instance labels (uint16; uint32 beyond 65535 objects), with the pixel
                          size when calibrated (ImageJ metadata; OME-TIFF for uint32)
     <stem>_rois.zip      ImageJ ROI set: one polygon per object, named by its object_id
+    <stem>_objects.geojson  QuPath detections: outline, class and measurements per object
     <stem>_overlay.png   the photo with object outlines and ids drawn over it
     <stem>_objects.csv   one row per object (columns: evaluation.measure.object_columns)
 
@@ -14,6 +15,7 @@ and :class:`MeasurementCollector` adds, for the whole folder::
     objects.csv          one row per object of every photo
     summary.csv          one row per photo (columns: evaluation.measure.summary_columns)
     summary_all.csv      one row: totals and the pooled size distribution
+    annotations.json     COCO instances: every object of every photo as an exact RLE mask
     size_histogram.png   equivalent-diameter histogram with cumulative curve
 
 CSV files are UTF-8 with a header row, sizes carry their unit in the column
@@ -38,7 +40,7 @@ from core.atomic import atomic_path, write_text_atomic
 from core.errors import UserInputError
 from core.imageio import to_display_uint8, write_image, write_label_image
 from evaluation.calibration import Calibration
-from evaluation.interop import write_calibrated_labels, write_roi_zip
+from evaluation.interop import CocoCollector, write_calibrated_labels, write_geojson, write_roi_zip
 from evaluation.measure import (
     as_calibration,
     diameters_for_distribution,
@@ -249,6 +251,7 @@ def write_measurements(
     else:
         files["labels"] = write_label_image(out / f"{stem}_labels.tif", labels)
     files["rois"] = write_roi_zip(out / f"{stem}_rois.zip", labels)
+    files["geojson"] = write_geojson(out / f"{stem}_objects.geojson", labels, rows)
     overlay = draw_overlay(photo, labels, classes=classes, stretch=_stretch(class_names))
     files["overlay"] = write_image(out / f"{stem}_overlay.png", overlay)
     if per_photo_csv:
@@ -325,6 +328,7 @@ class MeasurementCollector:
         self.summaries: list[dict] = []
         self._diameters: list[np.ndarray] = []
         self.result: FolderMeasurement | None = None
+        self.coco = CocoCollector(list(class_names) if class_names else None)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self._objects_ctx = atomic_path(self.out_dir / "objects.csv")
         self._objects_tmp = self._objects_ctx.__enter__()
@@ -348,11 +352,12 @@ class MeasurementCollector:
             self._writer.writerow([format_cell(row.get(c, "")) for c in self.columns])
         self._objects_file.flush()
         self.summaries.append(measured.summary)
+        self.coco.add(measured.image, measured.labels, measured.classes)
         self._diameters.append(diameters_for_distribution(measured.rows, include_border=self.include_border))
         return measured
 
     def finish(self) -> FolderMeasurement:
-        """Write objects.csv, summary.csv, summary_all.csv and size_histogram.png."""
+        """Write objects.csv, summary.csv, summary_all.csv, size_histogram.png and annotations.json."""
         if self.result is not None:
             return self.result
         self._objects_file.close()
@@ -360,7 +365,9 @@ class MeasurementCollector:
         diameters = np.concatenate(self._diameters) if self._diameters else np.zeros(0)
         folder = summarise_folder(self.summaries, diameters, pixel_size=self.calibration)
         out = self.out_dir
-        files = {"objects": out / "objects.csv"}
+        files = {"objects": out / "objects.csv",
+                 "coco": self.coco.write(out / "annotations.json",
+                                         description="objects segmented by SegLoop (COCO instances, RLE masks)")}
         files["summary"] = write_csv(out / "summary.csv", self.summaries,
                                      summary_columns(self.calibration, self.class_names))
         files["summary_all"] = write_csv(out / "summary_all.csv", [folder], list(folder))

@@ -95,3 +95,128 @@ def write_calibrated_labels(path: str | os.PathLike, labels: np.ndarray, pixel_s
                                        "PhysicalSizeXUnit": ome_unit, "PhysicalSizeY": float(pixel_size),
                                        "PhysicalSizeYUnit": ome_unit})
     return Path(path)
+
+
+# -- QuPath GeoJSON --------------------------------------------------------------------
+def object_polygons(labels: np.ndarray) -> dict[int, object]:
+    """Each object as a valid shapely geometry in ImageJ / QuPath pixel
+    coordinates: its outer outline with its holes (a polygon; a
+    multipolygon only where pixels touch at a corner and the outline would
+    cross itself)."""
+    from shapely.geometry import Polygon
+    from shapely.validation import make_valid
+    from skimage.measure import find_contours
+
+    labels = np.asarray(labels)
+    shapes: dict[int, object] = {}
+    for index, box in enumerate(ndi.find_objects(labels), start=1):
+        if box is None:
+            continue
+        own = np.pad(labels[box] == index, 1)
+        y0, x0 = box[0].start - 1, box[1].start - 1
+        rings = [np.column_stack([c[:, 1] + x0 + 0.5, c[:, 0] + y0 + 0.5])
+                 for c in find_contours(own.astype(np.float32), 0.5) if len(c) >= 4]
+        if not rings:
+            continue
+        rings.sort(key=lambda r: _area(r[:, ::-1]), reverse=True)
+        shape = Polygon(rings[0], holes=rings[1:])  # the largest ring is the outline, the rest holes
+        if not shape.is_valid:
+            shape = make_valid(shape)
+        shapes[index] = shape
+    return shapes
+
+
+def geojson_features(labels: np.ndarray, rows: list[dict]) -> dict:
+    """A GeoJSON FeatureCollection of detection objects as QuPath imports
+    them: the object's geometry, its class as classification and every
+    numeric measurement of its CSV row as measurements."""
+    from shapely.geometry import mapping
+
+    shapes = object_polygons(labels)
+    features = []
+    for row in rows:
+        shape = shapes.get(int(row["object_id"]))
+        if shape is None:
+            continue
+        measurements = {k: float(v) for k, v in row.items()
+                        if k not in ("object_id", "class") and isinstance(v, int | float | np.number)
+                        and not isinstance(v, bool) and np.isfinite(v)}
+        features.append({
+            "type": "Feature",
+            "id": f"{row.get('image', '')}#{row['object_id']}",
+            "geometry": mapping(shape),
+            "properties": {"objectType": "detection", "name": str(row["object_id"]),
+                           "classification": {"name": str(row.get("class_name", "object"))},
+                           "measurements": measurements},
+        })
+    return {"type": "FeatureCollection", "features": features}
+
+
+def write_geojson(path: str | os.PathLike, labels: np.ndarray, rows: list[dict]) -> Path:
+    """``<stem>_objects.geojson`` (see :func:`geojson_features`), atomically."""
+    import json
+
+    from core.atomic import write_text_atomic
+
+    write_text_atomic(path, json.dumps(geojson_features(labels, rows), allow_nan=False))
+    return Path(path)
+
+
+# -- COCO instances ---------------------------------------------------------------------
+def _column_runs(crop: np.ndarray, box, height: int, width: int) -> list[int]:
+    """COCO's uncompressed RLE of one object (given by its crop and box):
+    alternating run lengths of 0 and 1 over the whole image read column by
+    column, computed from the object's pixels alone (no full-size mask)."""
+    ys, xs = np.nonzero(crop)
+    flat = np.sort((xs + box[1].start).astype(np.int64) * height + ys + box[0].start)
+    breaks = np.flatnonzero(np.diff(flat) != 1)
+    starts = np.concatenate([flat[:1], flat[breaks + 1]])
+    ends = np.concatenate([flat[breaks], flat[-1:]]) + 1
+    gaps = starts - np.concatenate([[0], ends[:-1]])
+    runs = np.empty(2 * starts.size + 1, np.int64)
+    runs[0:-1:2], runs[1:-1:2] = gaps, ends - starts
+    runs[-1] = height * width - ends[-1]
+    return runs.tolist()
+
+
+class CocoCollector:
+    """COCO instance annotations of a folder of photos: each object as a
+    run-length encoded mask (pycocotools' compressed RLE, exact), with its
+    area, box and class; written as ``annotations.json`` by :meth:`write`."""
+
+    def __init__(self, class_names: list[str] | None) -> None:
+        names = list(class_names) if class_names else ["background", "object"]
+        self.categories = [{"id": i, "name": name, "supercategory": "object"}
+                           for i, name in enumerate(names) if i > 0]
+        self.images: list[dict] = []
+        self.annotations: list[dict] = []
+
+    def add(self, file_name: str, labels: np.ndarray, classes: np.ndarray | None) -> None:
+        from pycocotools import mask as coco_mask
+
+        labels = np.asarray(labels)
+        image_id = len(self.images) + 1
+        self.images.append({"id": image_id, "file_name": file_name,
+                            "height": int(labels.shape[0]), "width": int(labels.shape[1])})
+        height, width = labels.shape
+        for index, box in enumerate(ndi.find_objects(labels), start=1):
+            if box is None:
+                continue
+            rle = coco_mask.frPyObjects({"size": [height, width],
+                                         "counts": _column_runs(labels[box] == index, box, height, width)},
+                                        height, width)
+            x, y, w, h = (float(v) for v in coco_mask.toBbox(rle))
+            category = int(classes[index]) if classes is not None and index < len(classes) else 1
+            self.annotations.append({
+                "id": len(self.annotations) + 1, "image_id": image_id, "category_id": max(category, 1),
+                "segmentation": {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")},
+                "area": float(coco_mask.area(rle)), "bbox": [x, y, w, h], "iscrowd": 0,
+                "object_id": index})
+
+    def write(self, path: str | os.PathLike, *, description: str) -> Path:
+        from core.atomic import write_json_atomic
+
+        write_json_atomic(path, {"info": {"description": description},
+                                 "images": self.images, "annotations": self.annotations,
+                                 "categories": self.categories})
+        return Path(path)

@@ -97,3 +97,50 @@ def test_measurements_write_calibrated_labels_when_calibrated(tmp_path):
     write_measurements(tmp_path, "q", photo, mask)
     with tifffile.TiffFile(tmp_path / "q_labels.tif") as tif:
         assert not tif.is_imagej  # no calibration: plain labels, as before
+
+
+def test_geojson_holds_valid_polygons_with_class_and_measurements(tmp_path):
+    import json
+
+    from shapely.geometry import shape
+
+    photo, mask = _scene()
+    measured = write_measurements(tmp_path, "p", photo, mask, class_names=["background", "grain"])
+    collection = json.loads((tmp_path / "p_objects.geojson").read_text())
+    assert collection["type"] == "FeatureCollection" and len(collection["features"]) == measured.count
+    for feature, row in zip(collection["features"], measured.rows):
+        geometry = shape(feature["geometry"])
+        assert geometry.is_valid and feature["properties"]["objectType"] == "detection"
+        assert feature["properties"]["classification"]["name"] == "grain"
+        assert feature["properties"]["measurements"]["area_px"] == row["area_px"]
+        filled = ndi.binary_fill_holes(measured.labels == row["object_id"]).sum()
+        hole = filled - row["area_px"]
+        assert abs(geometry.area - row["area_px"]) <= 0.15 * row["perimeter_px"] + 1 + (hole > 0) * 0.2 * hole
+    ring = next(f for f in collection["features"] if f["geometry"]["type"] == "Polygon"
+                and len(f["geometry"]["coordinates"]) == 2)
+    assert shape(ring["geometry"]).area < shape({"type": "Polygon", "coordinates": ring["geometry"]["coordinates"][:1]}).area
+
+
+def test_coco_annotations_decode_back_to_the_objects(tmp_path):
+    import json
+
+    from pycocotools import mask as coco_mask
+    from pycocotools.coco import COCO
+
+    from evaluation.exports import MeasurementCollector
+
+    photo, mask = _scene()
+    with MeasurementCollector(tmp_path, class_names=["background", "grain"]) as collector:
+        first = collector.add("a", photo, mask, image_name="a.png")
+        second = collector.add("b", photo[:, ::-1], mask[:, ::-1], image_name="b.png")
+    coco = COCO(str(tmp_path / "annotations.json"))
+    assert [img["file_name"] for img in coco.dataset["images"]] == ["a.png", "b.png"]
+    assert coco.dataset["categories"] == [{"id": 1, "name": "grain", "supercategory": "object"}]
+    for image_id, measured in ((1, first), (2, second)):
+        annotations = coco.loadAnns(coco.getAnnIds(imgIds=[image_id]))
+        assert len(annotations) == measured.count
+        for annotation in annotations:
+            decoded = coco_mask.decode(coco.annToRLE(annotation)).astype(bool)
+            np.testing.assert_array_equal(decoded, measured.labels == annotation["object_id"])
+            assert annotation["area"] == decoded.sum()
+    assert json.loads((tmp_path / "annotations.json").read_text())["annotations"][0]["iscrowd"] == 0
