@@ -68,6 +68,7 @@ class SegmentResult:
     failed: list[str] = field(default_factory=list)
     out: str = ""
     scales: dict = field(default_factory=dict)
+    sources: dict = field(default_factory=dict)  # output stem -> the photo it was made of
     cancelled: bool = False
     measurement_text: str = ""
 
@@ -336,6 +337,7 @@ def _segment(model_dir, files: list[Path], out: Path, staged: Path, settings: Se
         result.photos += 1
         result.objects += measured.count
         result.scales[path.name] = round(scale, 4)
+        result.sources[photos.stem(path)] = str(path.resolve()) if path.exists() else str(path)
         if measured.count == 0 and is_blank(image):
             progress.log(f"{path.name}: a blank photo (no contrast), no objects")
         else:
@@ -353,6 +355,6 @@ def _segment(model_dir, files: list[Path], out: Path, staged: Path, settings: Se
     write_json_atomic(staged / "segment.json", {"model": str(Path(model_dir).resolve()),
                                              "settings": asdict(settings), "scales": result.scales,
                                              "photos": result.photos, "objects": result.objects,
-                                             "skipped": result.failed})
+                                             "skipped": result.failed, "sources": result.sources})
     progress.update(len(files), len(files), "done")
     return result
