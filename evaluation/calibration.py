@@ -196,3 +196,122 @@ def load_calibration(workdir: str | os.PathLike) -> Calibration | None:
         raise UserInputError(f"{exc} (in {path})") from None
     return Calibration(calibration.pixel_size, calibration.unit, str(data.get("source", "typed")),
                        data.get("scale_bar"))
+
+
+def _nice_unit(metres: float) -> tuple[float, str]:
+    """A length in metres as (value, unit) in nm, µm or mm, whichever reads
+    best (the value between about 0.1 and 1000)."""
+    for unit, per_metre in (("nm", 1e9), ("µm", 1e6), ("mm", 1e3)):
+        value = metres * per_metre
+        if value < 1000:
+            return value, unit
+    return metres * 1e3, "mm"
+
+
+def calibration_from_file(path: str | os.PathLike) -> Calibration | None:
+    """The pixel size a TIFF photo carries, or None.
+
+    Read (by tifffile) from, in this order: ImageJ metadata (unit and
+    resolution), OME-XML (``PhysicalSizeX`` and its unit), FEI / Thermo
+    Fisher SEM headers (``[Scan] PixelWidth`` in metres), Zeiss SEM headers
+    (``AP_PIXEL_SIZE``), and the TIFF resolution tags when their unit is the
+    centimetre (inch-based resolutions are a printer's dpi, not a
+    microscope's). The ``source`` names where the size came from. Any other
+    file, or one without these, gives None.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in (".tif", ".tiff"):
+        return None
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages.first
+            found = _from_imagej(tif, page) or _from_ome(tif) or _from_fei(tif) or _from_zeiss(tif) \
+                or _from_resolution(page)
+    except Exception:  # noqa: BLE001 - a photo whose metadata cannot be read simply has none
+        return None
+    if found is None:
+        return None
+    size, unit, source = found
+    try:
+        size = _positive(size, "pixel size")
+        unit = normalise_unit(unit)
+    except UserInputError:
+        return None
+    if unit == "mm" and size < 1e-3:  # written in mm but finer than a micrometre: show it in nm
+        size, unit = size * 1e6, "nm"
+    return Calibration(size, unit, source=source)
+
+
+def _resolution(page) -> float | None:
+    """Pixels per unit from the XResolution tag, None when absent or 1."""
+    tag = page.tags.get("XResolution")
+    if tag is None:
+        return None
+    num, den = tag.value
+    per_unit = num / den if den else 0.0
+    return per_unit if per_unit > 0 and per_unit != 1.0 else None
+
+
+def _from_imagej(tif, page):
+    meta = tif.imagej_metadata if tif.is_imagej else None
+    unit = (meta or {}).get("unit")
+    per_unit = _resolution(page)
+    if unit and per_unit and unit not in ("pixel", "pixels", "inch"):
+        return 1.0 / per_unit, "µm" if unit in ("micron", "microns", "\\u00B5m") else unit, "ImageJ metadata"
+    return None
+
+
+def _from_ome(tif):
+    if not tif.is_ome or not tif.ome_metadata:
+        return None
+    import re
+
+    size = re.search(r'PhysicalSizeX="([0-9.eE+-]+)"', tif.ome_metadata)
+    unit = re.search(r'PhysicalSizeXUnit="([^"]+)"', tif.ome_metadata)
+    return (float(size.group(1)), unit.group(1) if unit else "µm", "OME metadata") if size else None
+
+
+def _from_fei(tif):
+    meta = tif.fei_metadata if tif.is_fei else None
+    width = ((meta or {}).get("Scan") or {}).get("PixelWidth") or ((meta or {}).get("EScan") or {}).get(
+        "PixelWidth")
+    if isinstance(width, int | float) and width > 0:
+        value, unit = _nice_unit(float(width))
+        return value, unit, "FEI / Thermo Fisher SEM metadata"
+    return None
+
+
+def _from_zeiss(tif):
+    meta = tif.sem_metadata if tif.is_sem else None
+    entry = (meta or {}).get("ap_pixel_size") or (meta or {}).get("ap_image_pixel_size")
+    if entry and len(entry) >= 3 and isinstance(entry[1], int | float):
+        return float(entry[1]), str(entry[2]), "Zeiss SEM metadata"
+    return None
+
+
+def _from_resolution(page):
+    unit = page.tags.get("ResolutionUnit")
+    per_cm = _resolution(page)
+    if unit is not None and int(unit.value) == 3 and per_cm:  # RESUNIT.CENTIMETER
+        value, shown = _nice_unit(0.01 / per_cm)
+        return value, shown, "TIFF resolution tags"
+    return None
+
+
+def common_file_calibration(paths) -> Calibration | None:
+    """The pixel size every one of ``paths`` carries (see
+    :func:`calibration_from_file`), or None when one carries none or they
+    differ (a folder is then measured in pixels, never with a wrong scale)."""
+    found = None
+    for path in paths:
+        calibration = calibration_from_file(path)
+        if calibration is None:
+            return None
+        if found is None:
+            found = calibration
+        elif (calibration.unit != found.unit
+              or not math.isclose(calibration.pixel_size, found.pixel_size, rel_tol=1e-6)):
+            return None
+    return found

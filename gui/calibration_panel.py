@@ -56,6 +56,8 @@ def origin(calibration: Calibration | None) -> str:
         bar = calibration.scale_bar
         return (f"Measured on a scale bar: {bar.get('length', 0):g} {calibration.unit} over "
                 f"{bar.get('length_px', 0):.1f} pixels.")
+    if calibration.source not in ("typed", "scale bar"):
+        return f"Read from the photo's {calibration.source}."
     return "Typed pixel size."
 
 
@@ -317,9 +319,30 @@ class CalibrationController(QObject):
         if text and self.panel.workdir != Path(text):
             self.load()
         values = self.panel.segment_values()
-        if not values:
-            self.window.log("No scale is set: sizes are measured in pixels (set one in the Scale box).")
+        if values:
+            return values
+        found = self._from_photos()
+        if found is not None:  # a typed or measured scale wins; this is used only without one
+            self.window.log(f"Scale read from the photo's {found.source}: {describe(found)} (a scale set in "
+                            "the Scale box would win).")
+            return {"pixel_size": found.pixel_size, "unit": found.unit}
+        self.window.log("No scale is set: sizes are measured in pixels (set one in the Scale box).")
         return values
+
+    def _from_photos(self) -> Calibration | None:
+        """The pixel size the photo (or every photo of the folder) in the
+        Photo field carries in its metadata."""
+        from core.errors import UserInputError as InputError
+        from core.imageio import list_images
+        from evaluation.calibration import common_file_calibration
+
+        text = self.window.controls.photo.text()
+        if not text:
+            return None
+        try:
+            return common_file_calibration(list_images(Path(text).expanduser()))
+        except InputError:
+            return None
 
     def _changed(self, calibration: Calibration) -> None:
         self._show_status(calibration)

@@ -173,3 +173,23 @@ def test_unreadable_calibration_file_is_reported_and_pixels_are_used(qtbot, tmp_
     panel.set_button.click()  # a new scale replaces the broken file
     assert json.loads((wd / "calibration.json").read_text(encoding="utf-8"))["pixel_size"] == 1.5
     assert boxes == []
+
+
+def test_a_pixel_size_in_the_photo_is_used_until_one_is_set(qtbot, tmp_path, boxes):
+    """A photo whose TIFF carries its pixel size (ImageJ metadata): without a
+    scale set, segmentation measures in its unit and the log says where it
+    came from; a typed scale then wins."""
+    import tifffile
+
+    photo = tmp_path / "sem.tif"
+    tifffile.imwrite(photo, np.zeros((20, 30), np.uint16), imagej=True, resolution=(4.0, 4.0),
+                     metadata={"unit": "micron"})
+    w = open_window(qtbot, tmp_path / "wd")
+    w.controls.photo.set_text(str(photo))
+    assert w.calibration.segment_values() == {"pixel_size": pytest.approx(0.25), "unit": "µm"}
+    assert "ImageJ metadata" in w.log_view.toPlainText()
+    w.controls.calibration.size.setText("2")
+    w.controls.calibration.unit.setCurrentText("nm")
+    assert w.controls.calibration.apply_typed()
+    assert w.calibration.segment_values() == {"pixel_size": 2.0, "unit": "nm"}
+    assert boxes == []

@@ -144,3 +144,65 @@ def test_coco_annotations_decode_back_to_the_objects(tmp_path):
             np.testing.assert_array_equal(decoded, measured.labels == annotation["object_id"])
             assert annotation["area"] == decoded.sum()
     assert json.loads((tmp_path / "annotations.json").read_text())["annotations"][0]["iscrowd"] == 0
+
+
+def _tiff(path, **kwargs):
+    tifffile.imwrite(path, np.zeros((8, 8), np.uint16), **kwargs)
+    return path
+
+
+@pytest.mark.parametrize("kind, kwargs, size, unit, source", [
+    ("imagej", {"imagej": True, "resolution": (4.0, 4.0), "metadata": {"unit": "micron"}},
+     0.25, "µm", "ImageJ metadata"),
+    ("ome", {"ome": True, "metadata": {"axes": "YX", "PhysicalSizeX": 2.5, "PhysicalSizeXUnit": "nm"}},
+     2.5, "nm", "OME metadata"),
+    ("fei", {"extratags": [(34682, "s", 0, "[User]\nDate=1\n[Scan]\nPixelWidth=3.1e-09\nDwelltime=1e-06\n", True)]},
+     3.1, "nm", "FEI / Thermo Fisher SEM metadata"),
+    ("zeiss", {"extratags": [(34118, "s", 0, "\r\nAP_PIXEL_SIZE\r\nPixel Size = 4.2 nm\r\n", True)]},
+     4.2, "nm", "Zeiss SEM metadata"),
+    ("centimetre", {"resolution": (10000.0, 10000.0), "resolutionunit": "CENTIMETER"}, 1.0, "µm",
+     "TIFF resolution tags"),
+])
+def test_pixel_size_is_read_from_the_photo(tmp_path, kind, kwargs, size, unit, source):
+    from evaluation.calibration import calibration_from_file
+
+    found = calibration_from_file(_tiff(tmp_path / f"{kind}.tif", **kwargs))
+    assert found is not None and found.pixel_size == pytest.approx(size) and found.unit == unit
+    assert found.source == source
+
+
+def test_photos_without_a_pixel_size_or_with_different_ones_stay_in_pixels(tmp_path):
+    from core.imageio import write_image
+    from evaluation.calibration import calibration_from_file, common_file_calibration
+
+    dpi = _tiff(tmp_path / "dpi.tif", resolution=(72.0, 72.0), resolutionunit="INCH")  # a printer's dpi
+    plain = _tiff(tmp_path / "plain.tif")
+    write_image(tmp_path / "p.png", np.zeros((8, 8), np.uint8))
+    (tmp_path / "broken.tif").write_bytes(b"II*\x00garbage")
+    for path in (dpi, plain, tmp_path / "p.png", tmp_path / "broken.tif"):
+        assert calibration_from_file(path) is None
+    a = _tiff(tmp_path / "a.tif", imagej=True, resolution=(4.0, 4.0), metadata={"unit": "micron"})
+    b = _tiff(tmp_path / "b.tif", imagej=True, resolution=(4.0, 4.0), metadata={"unit": "micron"})
+    c = _tiff(tmp_path / "c.tif", imagej=True, resolution=(2.0, 2.0), metadata={"unit": "micron"})
+    assert common_file_calibration([a, b]).pixel_size == pytest.approx(0.25)
+    assert common_file_calibration([a, c]) is None and common_file_calibration([a, plain]) is None
+
+
+def test_segment_cli_measures_in_the_unit_the_photos_carry(tiny_project, tmp_path):
+    """The user's path: SEM photos with their pixel size in the file,
+    `segment` without --pixel-size: sizes in nm, label TIFF calibrated."""
+    from synthetic.scenes import render_particle_scene
+    from tests.helpers import run_app
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    header = "[Scan]\nPixelWidth=2e-09\n"
+    for i in range(2):
+        image, _ = render_particle_scene((96, 128), count=6, polarity="dark", seed=i)
+        tifffile.imwrite(photos / f"sem_{i}.tif", image, extratags=[(34682, "s", 0, header, True)])
+    result = run_app("segment", "--model", tiny_project / "model", "--images", photos, "--out", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    header_row = (tmp_path / "out" / "objects.csv").read_text().splitlines()[0]
+    assert "equivalent_diameter_nm" in header_row and "FEI" in result.stdout + result.stderr
+    with tifffile.TiffFile(tmp_path / "out" / "sem_0_labels.tif") as tif:
+        assert tif.imagej_metadata["unit"] == "nm"
