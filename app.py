@@ -123,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gain", type=str, default=None, metavar="ADU_PER_E",
                    help="detector frames: ADU per electron, to give cluster charges in electrons too")
     p.add_argument("--overscan", default=None, metavar="A:B", help=OVERSCAN_HELP)
+    p.add_argument("--formats", default="all", metavar="LIST",
+                   help="what to write beside the masks and the folder tables: a comma-separated choice of "
+                        "csv (per-photo tables), tiff (label images), roi (ImageJ ROI zips), geojson (QuPath), "
+                        "coco (annotations.json), overlay (PNG); default all")
 
     p = sub.add_parser("evaluate", help="score predicted masks against expert masks")
     p.add_argument("--pred", required=True, help="folder of predicted masks")
@@ -259,9 +263,11 @@ def _file_calibration(images):
 
 def _run_segment(args, progress) -> int:
     from evaluation.calibration import load_calibration
+    from evaluation.exports import parse_formats
     from evaluation.segment import SegmentSettings, run_segment
 
-    settings = SegmentSettings(scale=args.scale, gain=_gain(args.gain), overscan=args.overscan)
+    settings = SegmentSettings(scale=args.scale, gain=_gain(args.gain), overscan=args.overscan,
+                               formats=parse_formats(args.formats))
     settings.check()
     if args.pixel_size is not None:
         calibration = _pixel_calibration(args)
@@ -273,7 +279,7 @@ def _run_segment(args, progress) -> int:
         calibration = _file_calibration(args.images)
     if calibration is not None:
         settings = SegmentSettings(scale=args.scale, pixel_size=calibration.pixel_size, unit=calibration.unit,
-                                   gain=settings.gain, overscan=settings.overscan)
+                                   gain=settings.gain, overscan=settings.overscan, formats=settings.formats)
         progress.log(f"Sizes also in {calibration.unit}: {calibration.describe()}")
     result = run_segment(args.model, args.images, args.out, settings=settings, progress=progress)
     print(result.summary())
@@ -322,6 +328,9 @@ def _check_before_tensorflow(args) -> None:
         from synthetic.ccd_labels import parse_overscan
 
         parse_overscan(args.overscan)
+        from evaluation.exports import parse_formats
+
+        parse_formats(args.formats)
     if args.command == "train" and not os.path.isdir(args.data):
         raise UserInputError(f"The training data folder does not exist: {args.data}")
 

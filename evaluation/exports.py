@@ -53,6 +53,26 @@ from evaluation.measure import (
 from evaluation.measure_plot import plot_size_histogram
 from segmentation.instances import label_instances, touches_border
 
+# What a segmentation can write beside the class mask and the folder tables
+# (parse_formats gives the words the command line accepts).
+FORMATS = ("csv", "tiff", "roi", "geojson", "coco", "overlay")
+
+
+def parse_formats(text: str | Sequence[str] | None) -> tuple[str, ...]:
+    """``"csv,tiff,roi"`` (or a sequence) as a tuple of :data:`FORMATS`;
+    None or ``"all"`` for all of them. An unknown word is refused."""
+    if text is None:
+        return FORMATS
+    words = [w.strip().lower() for w in (text.split(",") if isinstance(text, str) else text) if w.strip()]
+    if words == ["all"]:
+        return FORMATS
+    unknown = [w for w in words if w not in FORMATS]
+    if unknown or not words:
+        raise UserInputError(f"Formats are a comma-separated choice of {', '.join(FORMATS)} (or all), "
+                             f"not '{text}'")
+    return tuple(w for w in FORMATS if w in words)
+
+
 # Outline colours per class (class 1 first), and for objects cut by the edge,
 # which are left out of the size distribution.
 _CLASS_COLOURS = ((255, 220, 0), (0, 220, 255), (255, 80, 255), (120, 255, 80), (255, 150, 40))
@@ -189,6 +209,7 @@ def write_measurements(
     include_border: bool = False,
     write_mask: bool = True,
     per_photo_csv: bool = True,
+    formats: Sequence[str] = FORMATS,
 ) -> PhotoMeasurement:
     """Split a photo's class mask into objects, measure them and write the
     per-photo files (see the module docstring).
@@ -218,6 +239,8 @@ def write_measurements(
         Count objects touching the edge in the size statistics.
     write_mask, per_photo_csv : bool
         Write ``<stem>_mask.png`` and ``<stem>_objects.csv``.
+    formats : sequence of str
+        Which of :data:`FORMATS` to write (the mask is written regardless).
 
     Raises
     ------
@@ -245,16 +268,19 @@ def write_measurements(
     files: dict[str, Path] = {}
     if write_mask:
         files["mask"] = write_image(out / f"{stem}_mask.png", class_mask.astype(np.uint8, copy=False))
-    if calibration is not None:  # Fiji and napari then show physical sizes
+    if "tiff" in formats and calibration is not None:  # Fiji and napari then show physical sizes
         files["labels"] = write_calibrated_labels(out / f"{stem}_labels.tif", labels, calibration.pixel_size,
                                                   calibration.unit)
-    else:
+    elif "tiff" in formats:
         files["labels"] = write_label_image(out / f"{stem}_labels.tif", labels)
-    files["rois"] = write_roi_zip(out / f"{stem}_rois.zip", labels)
-    files["geojson"] = write_geojson(out / f"{stem}_objects.geojson", labels, rows)
-    overlay = draw_overlay(photo, labels, classes=classes, stretch=_stretch(class_names))
-    files["overlay"] = write_image(out / f"{stem}_overlay.png", overlay)
-    if per_photo_csv:
+    if "roi" in formats:
+        files["rois"] = write_roi_zip(out / f"{stem}_rois.zip", labels)
+    if "geojson" in formats:
+        files["geojson"] = write_geojson(out / f"{stem}_objects.geojson", labels, rows)
+    if "overlay" in formats:
+        overlay = draw_overlay(photo, labels, classes=classes, stretch=_stretch(class_names))
+        files["overlay"] = write_image(out / f"{stem}_overlay.png", overlay)
+    if per_photo_csv and "csv" in formats:
         files["objects"] = write_csv(out / f"{stem}_objects.csv", rows, object_columns(calibration))
     return PhotoMeasurement(name, stem, rows, summary, labels, classes, files)
 
@@ -317,6 +343,7 @@ class MeasurementCollector:
         include_border: bool = False,
         split: bool = True,
         per_photo_csv: bool = True,
+        formats: Sequence[str] = FORMATS,
     ) -> None:
         self.out_dir = Path(out_dir)
         self.calibration = as_calibration(pixel_size, unit)
@@ -324,6 +351,7 @@ class MeasurementCollector:
         self.include_border = include_border
         self.split = split
         self.per_photo_csv = per_photo_csv
+        self.formats = tuple(formats)
         self.columns = object_columns(self.calibration)
         self.summaries: list[dict] = []
         self._diameters: list[np.ndarray] = []
@@ -347,12 +375,14 @@ class MeasurementCollector:
             self.out_dir, stem, photo, class_mask, pixel_size=self.calibration,
             class_names=self.class_names, image_name=image_name, split=self.split,
             labels=labels, classes=classes,
-            include_border=self.include_border, write_mask=write_mask, per_photo_csv=self.per_photo_csv)
+            include_border=self.include_border, write_mask=write_mask, per_photo_csv=self.per_photo_csv,
+            formats=self.formats)
         for row in measured.rows:
             self._writer.writerow([format_cell(row.get(c, "")) for c in self.columns])
         self._objects_file.flush()
         self.summaries.append(measured.summary)
-        self.coco.add(measured.image, measured.labels, measured.classes)
+        if "coco" in self.formats:
+            self.coco.add(measured.image, measured.labels, measured.classes)
         self._diameters.append(diameters_for_distribution(measured.rows, include_border=self.include_border))
         return measured
 
@@ -365,9 +395,10 @@ class MeasurementCollector:
         diameters = np.concatenate(self._diameters) if self._diameters else np.zeros(0)
         folder = summarise_folder(self.summaries, diameters, pixel_size=self.calibration)
         out = self.out_dir
-        files = {"objects": out / "objects.csv",
-                 "coco": self.coco.write(out / "annotations.json",
-                                         description="objects segmented by SegLoop (COCO instances, RLE masks)")}
+        files = {"objects": out / "objects.csv"}
+        if "coco" in self.formats:
+            files["coco"] = self.coco.write(out / "annotations.json",
+                                            description="objects segmented by SegLoop (COCO instances, RLE masks)")
         files["summary"] = write_csv(out / "summary.csv", self.summaries,
                                      summary_columns(self.calibration, self.class_names))
         files["summary_all"] = write_csv(out / "summary_all.csv", [folder], list(folder))

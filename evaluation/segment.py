@@ -32,6 +32,7 @@ from core.imageio import is_blank, list_images
 from core.model_folder import class_names, object_diameter
 from core.photos import PhotoLoop
 from core.progress import Progress
+from evaluation.exports import FORMATS
 
 
 @dataclass
@@ -46,6 +47,7 @@ class SegmentSettings:
     threshold: float = 0.5        # object probability for an object pixel (two-class models)
     gain: float | None = None     # detector frames: ADU per electron, for charges in e- (None: unknown)
     overscan: str | None = None   # detector frames: overscan columns "A:B", for pedestal and noise
+    formats: tuple = FORMATS      # what to write beside the masks and tables (evaluation.exports)
 
     def check(self) -> None:
         if not 0 <= self.scale <= 16:  # NaN too
@@ -59,6 +61,9 @@ class SegmentSettings:
         from synthetic.ccd_labels import parse_overscan
 
         parse_overscan(self.overscan)
+        from evaluation.exports import parse_formats
+
+        parse_formats(self.formats)
 
 
 @dataclass
@@ -323,7 +328,7 @@ def _segment(model_dir, files: list[Path], out: Path, staged: Path, settings: Se
     result = SegmentResult(out=str(out))
     collector = MeasurementCollector(staged, pixel_size=settings.pixel_size, unit=settings.unit,
                                      class_names=classes, include_border=settings.include_border,
-                                     split=settings.split)
+                                     split=settings.split, formats=settings.formats)
     detector = (DetectorCollector(staged, gain=settings.gain, overscan=parse_overscan(settings.overscan))
                 if is_detector_model(classes) else None)
     photos = PhotoLoop(files, progress, doing="segmenting")

@@ -206,3 +206,23 @@ def test_segment_cli_measures_in_the_unit_the_photos_carry(tiny_project, tmp_pat
     assert "equivalent_diameter_nm" in header_row and "FEI" in result.stdout + result.stderr
     with tifffile.TiffFile(tmp_path / "out" / "sem_0_labels.tif") as tif:
         assert tif.imagej_metadata["unit"] == "nm"
+
+
+def test_segment_cli_writes_the_formats_asked_for(tiny_project, tmp_path):
+    from tests.helpers import run_app
+
+    photos = tiny_project / "photos"
+    result = run_app("segment", "--model", tiny_project / "model", "--images", photos, "--out", tmp_path / "some",
+                     "--formats", "roi, CSV")
+    assert result.returncode == 0, result.stderr
+    names = {p.name for p in (tmp_path / "some").iterdir()}
+    assert {"p0_rois.zip", "p0_objects.csv", "p0_mask.png", "objects.csv", "summary.csv"} <= names
+    assert not {"p0_labels.tif", "p0_objects.geojson", "p0_overlay.png", "annotations.json"} & names
+    result = run_app("segment", "--model", tiny_project / "model", "--images", photos, "--out", tmp_path / "all")
+    names = {p.name for p in (tmp_path / "all").iterdir()}
+    assert {"p0_labels.tif", "p0_rois.zip", "p0_objects.geojson", "p0_overlay.png", "annotations.json"} <= names
+    for bad in ("roi,pdf", ","):
+        result = run_app("segment", "--model", tiny_project / "model", "--images", photos,
+                         "--out", tmp_path / "bad", "--formats", bad)
+        assert result.returncode == 2 and "Formats are" in result.stderr and "Traceback" not in result.stderr
+        assert not (tmp_path / "bad").exists()
