@@ -24,6 +24,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from core.atomic import write_json_atomic
+from core.coco import CocoCollector
 from core.errors import UserInputError
 from core.imageio import write_image
 from core.progress import Progress
@@ -32,6 +33,7 @@ from synthetic.backgrounds import Background, generated_background, random_crop
 from synthetic.sources import PoolObject, Sources, load_backgrounds, load_pool, photo_stats
 
 SYNTHESIS_JSON = "synthesis.json"
+COCO_JSON = "annotations.json"  # the same images' objects as COCO instances, for other tools
 
 
 @dataclass
@@ -214,6 +216,14 @@ def _match_intensity(gray, obj: PoolObject, background: Background, rng, jitter:
     return (background.level + (gray - src.background_level) * gain).astype(np.float32)
 
 
+def _instance_classes(instances: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """The class of each instance label (index = label)."""
+    table = np.zeros(int(instances.max(initial=0)) + 1, np.int64)
+    inside = instances > 0
+    table[instances[inside]] = classes[inside]
+    return table
+
+
 def _overlap(instances: np.ndarray, body: np.ndarray, top: int, left: int) -> int:
     h, w = instances.shape
     oh, ow = body.shape
@@ -297,6 +307,8 @@ def _synthesize(source: WorkingDirectory, wd: WorkingDirectory, settings: Synthe
         old.unlink()
     result = SynthesisResult(num_classes=num_classes, folder=str(wd.synthetic),
                              photo_backgrounds=len(backgrounds))
+    class_list = ["background"] + [f"class {k}" if num_classes > 2 else "object" for k in range(1, num_classes)]
+    coco = CocoCollector(class_list)
     for i in range(settings.count):
         if progress.cancelled:
             result.cancelled = True
@@ -305,20 +317,23 @@ def _synthesize(source: WorkingDirectory, wd: WorkingDirectory, settings: Synthe
             progress.update(i, settings.count, "compositing synthetic images")
         rng = np.random.default_rng([settings.seed, i])
         background, canvas = _pick_background(rng, sources, settings)
-        image, classes, _, pasted = compose_image(rng, background, canvas, sources, settings)
+        image, classes, instances, pasted = compose_image(rng, background, canvas, sources, settings)
         name = f"syn_{i:05d}.png"
         if sources.sixteen_bit:
             write_image(wd.synthetic_images / name, (image * 65535 + 0.5).astype(np.uint16))
         else:
             write_image(wd.synthetic_images / name, (image * 255 + 0.5).astype(np.uint8))
         write_image(wd.synthetic_masks / name, classes)
+        coco.add(name, instances, _instance_classes(instances, classes))  # every object exactly, as pasted
         result.images += 1
         result.objects_pasted += pasted
     progress.update(result.images, settings.count, "done")
     info = {"settings": asdict(settings), "images": result.images, "num_classes": num_classes,
-            "classes": ["background"] + [f"class {k}" if num_classes > 2 else "object" for k in range(1, num_classes)],
+            "classes": class_list,
             "object_diameter": settings.object_diameter, "pool_objects": len(objects),
             "photo_backgrounds": [b.source for b in backgrounds], "cancelled": result.cancelled}
+    coco.write(wd.synthetic / COCO_JSON, description="synthetic training images composited by SegLoop "
+                                                      "(COCO instances, RLE masks)")
     write_json_atomic(wd.synthetic / SYNTHESIS_JSON, info)
     wd.record_stage("synthesize", {k: v for k, v in info.items() if k != "photo_backgrounds"})
     return result
