@@ -203,6 +203,7 @@ def test_automatic_scale_is_where_the_model_is_surest(trained):
         SIZE_MARGIN,
         _clip_scale,
         _median_diameter,
+        estimate_scale,
         object_certainty,
         segment_photo,
         smallest_scale,
@@ -214,8 +215,12 @@ def test_automatic_scale_is_where_the_model_is_surest(trained):
     first = _clip_scale(FIRST_LOOK / 256, image.shape)
     seen = _median_diameter(predict_mask(model, meta, image, scale=first)) / first
     start = _clip_scale(meta["object_diameter"] * SIZE_MARGIN / seen, image.shape)
-    candidates = [_clip_scale(start * f, image.shape) for f in (1 / SCALE_STEP, 1.0, SCALE_STEP)]
+    steps = (1 / SCALE_STEP, 1.0, SCALE_STEP)
+    candidates = [_clip_scale(start * f, image.shape) for f in steps]
     candidates.append(smallest_scale(image.shape))
+    classical = estimate_scale(image, meta)
+    if abs(np.log(classical / start)) > np.log(SCALE_STEP) * 1.01:
+        candidates += [_clip_scale(classical * f, image.shape) for f in steps]
     assert min(abs(chosen - c) for c in candidates) < 1e-9
     certainty = [object_certainty(*predict_mask(model, meta, image, scale=c, return_foreground=True))
                  for c in candidates]
@@ -239,6 +244,47 @@ def test_a_particle_filling_half_the_photo_is_found_whole(trained):
     assert min(abs(chosen - c) for c in candidates + [smallest_scale(image.shape)]) < 1e-9
     found, truth = mask > 0, truth > 0
     assert (found & truth).sum() / (found | truth).sum() > 0.7
+
+
+def test_auto_segmentation_scale_is_a_candidate_when_the_first_look_sees_texture(monkeypatch):
+    """Large particles whose texture the model's first look takes for small
+    objects: the first look asks for the photo enlarged four times, where
+    the model finds nothing. Auto-segmentation saw the particles, so its
+    scale is tried too, and the model is surest there."""
+    import evaluation.predict as predict
+    from evaluation.segment import (
+        FIRST_LOOK,
+        SCALE_STEP,
+        SIZE_MARGIN,
+        _clip_scale,
+        estimate_scale,
+        segment_photo,
+    )
+
+    image, truth = render_particle_scene((256, 256), count=3, radius=(40, 50), seed=5)
+    meta = {"classes": ["background", "object"], "object_diameter": 16.0}
+    first = _clip_scale(FIRST_LOOK / 256, image.shape)
+    classical = estimate_scale(image, meta)
+    assert classical < 0.5  # auto-segmentation saw particles of about 90 pixels
+    asked = []
+
+    def fake_predict(model, meta, image, *, scale=1.0, return_foreground=False, **kwargs):
+        asked.append(round(scale, 4))
+        if scale == first:  # the first look: specks of texture, 2 pixels across
+            mask = np.zeros(image.shape[:2], np.uint8)
+            mask[::8, ::8] = 1
+        else:
+            mask = (truth > 0).astype(np.uint8)
+        # Sure of its objects only near the scale the particles call for.
+        sure = 0.99 if abs(np.log(scale / classical)) < 0.2 else 0.6
+        foreground = np.where(mask > 0, sure, 0.01).astype(np.float32)
+        return (mask, foreground) if return_foreground else mask
+    monkeypatch.setattr(predict, "predict_mask", fake_predict)
+    _, chosen = segment_photo(None, meta, image, flips=False)
+    start = _clip_scale(16.0 * SIZE_MARGIN / (np.sqrt(4 / np.pi) / first), image.shape)
+    assert start == pytest.approx(_clip_scale(4.0, image.shape))  # the first look's mistake
+    assert chosen == pytest.approx(_clip_scale(classical, image.shape))
+    assert any(abs(a - round(classical * SCALE_STEP, 4)) < 1e-3 for a in asked)
 
 
 def test_a_start_scale_replaces_the_first_look(trained, tmp_path):
