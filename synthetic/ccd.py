@@ -115,7 +115,7 @@ def render_frame(rng: np.random.Generator, settings: CCDSettings | None = None) 
         amplitude = float(phys.log_uniform(rng, *s.glow_amplitude_range))
         if s.glow_band_share > 0 and rng.random() < s.glow_band_share:
             width = float(rng.uniform(*s.glow_band_width_range) * n)
-            glow, origin = phys.glow_band(rng, n, amplitude, width, s.glow_side)
+            glow, origin = phys.glow_band(rng, n, amplitude, width, s.glow_side, s.glow_band_edge_px)
             info["glow"] = {"from": origin, "amplitude_e": round(amplitude, 2), "band_px": round(width, 2)}
         else:
             length = float(rng.uniform(*s.glow_length_range) * n)

@@ -118,15 +118,19 @@ def glow_layer(rng: np.random.Generator, size: int, amplitude: float, length: fl
 
 
 def glow_band(rng: np.random.Generator, size: int, amplitude: float, width: float,
-              side: str = "any") -> tuple[np.ndarray, str]:
+              side: str = "any", edge: float = 0.5) -> tuple[np.ndarray, str]:
     """Amplifier glow as a band of constant level ``amplitude`` and
     ``width`` pixels along one edge (``side``, or a random edge), falling
-    to nothing over about two pixels at its inner border."""
+    to nothing at its inner border as a logistic of scale ``edge`` pixels
+    (0: a hard step)."""
     if side == "any":
         side = ("top", "bottom", "left", "right")[rng.integers(4)]
     coords = np.arange(size, dtype=np.float32)
     d = coords if side in ("top", "left") else coords[::-1]
-    profile = amplitude / (1.0 + np.exp(np.minimum((d - np.float32(width)) / np.float32(0.5), 60.0)))
+    if edge <= 0:
+        profile = np.where(d < np.float32(width), np.float32(amplitude), np.float32(0.0))
+    else:
+        profile = amplitude / (1.0 + np.exp(np.minimum((d - np.float32(width)) / np.float32(edge), 60.0)))
     return _along(profile.astype(np.float32), side, size), side
 
 

@@ -53,6 +53,9 @@ class CCDSettings:
     along one edge (as some amplifiers show) instead of an exponential decay."""
     glow_band_width_range: tuple[float, float] = (0.1, 0.25)
     """Width of a glow band, as a fraction of the frame side."""
+    glow_band_edge_px: float = 0.5
+    """Softness of a glow band's inner border in pixels (the scale of its
+    logistic fall; 0 for a hard step from one column to the next)."""
     glow_side: str = "any"
     """Where the glow comes from: "any" (an edge or a corner, drawn per
     frame) or always one edge: "left", "right", "top" (the first row) or
@@ -129,6 +132,7 @@ class CCDSettings:
         _check_range("dark_current_range", self.dark_current_range, 0.0)
         _check_range("glow_band_width_range", self.glow_band_width_range, 1e-6, 1.0)
         _check_number("pedestal_drift_adu", self.pedestal_drift_adu, 0.0)
+        _check_number("glow_band_edge_px", self.glow_band_edge_px, 0.0, 100.0)
         if self.glow_side not in GLOW_SIDES:
             raise UserInputError(f"Setting glow_side must be one of {', '.join(GLOW_SIDES)}, got {self.glow_side!r}.")
         if self.readout_row not in ("first", "last"):

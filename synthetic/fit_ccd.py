@@ -134,23 +134,27 @@ def _glow(signal: np.ndarray, mask: np.ndarray) -> dict:
     side = max(share, key=share.get)
     if share[side] < EDGE_GLOW_SHARE:
         return {"glow": None}
-    # Distance from the edge along axis 1 (left/right) or 0 (top/bottom).
+    # Distance from the edge along axis 1 (left/right) or 0 (top/bottom). The
+    # median over each line of the frame, whatever its labels: a line's few
+    # clusters do not move it, and the labeller takes the soft inner border
+    # of a band for clusters, which must not cut the band short.
     oriented = signal if side in ("left", "right") else signal.T
-    quiet = (mask != CLUSTER) if side in ("left", "right") else (mask != CLUSTER).T
     if side in ("right", "bottom"):
-        oriented, quiet = oriented[:, ::-1], quiet[:, ::-1]
-    with warnings.catch_warnings():  # a line without quiet pixels counts as 0
-        warnings.simplefilter("ignore", RuntimeWarning)
-        profile = np.nanmedian(np.where(quiet, oriented, np.nan), axis=0)
-    profile = np.nan_to_num(profile, nan=0.0)
+        oriented = oriented[:, ::-1]
+    profile = np.nan_to_num(np.nanmedian(oriented, axis=0), nan=0.0)
     amplitude = float(np.median(profile[:3]))
     if not amplitude > 0:
         return {"glow": None}
     below = np.flatnonzero(profile < amplitude / 2)
     extent = int(below[0]) if below.size else profile.size
     band = profile[min(int(BAND_POINT * extent), profile.size - 1)] >= BAND_LEVEL * amplitude
+    # The band's inner border: pixels from 90 % to 10 % of its level, which
+    # for a logistic of scale s is 2 ln 9 s (0 for a hard step).
+    high = np.flatnonzero(profile < 0.9 * amplitude)
+    low = np.flatnonzero(profile < 0.1 * amplitude)
+    edge = float(max(int(low[0]) - int(high[0]), 0)) / (2 * np.log(9.0)) if high.size and low.size else None
     return {"glow": {"side": side, "amplitude_adu": amplitude, "shape": "band" if band else "decay",
-                     "extent_px": extent, "side_px": profile.size,
+                     "extent_px": extent, "side_px": profile.size, "edge_px": edge if band else None,
                      "decay_px": None if band else max(extent, 1) / np.log(2.0)}}
 
 
@@ -206,6 +210,9 @@ def fit_settings(rows: list[dict], *, gain: float = 1.0) -> tuple[CCDSettings, d
         if bands:
             widths = np.array([g["extent_px"] / g["side_px"] for g in bands])
             s.glow_band_width_range = (max(0.9 * widths.min(), 1e-3), min(1.1 * widths.max(), 1.0))
+            edges = [g["edge_px"] for g in bands if g.get("edge_px") is not None]
+            if edges:
+                s.glow_band_edge_px = float(np.median(edges))
         if decays:
             lengths = np.array([g["decay_px"] / g["side_px"] for g in decays])
             s.glow_length_range = (max(0.9 * lengths.min(), 1e-3), min(1.1 * lengths.max(), 1.0))

@@ -31,6 +31,7 @@ def test_settings_measured_from_another_detector(fitted):
     assert (s.glow_probability, s.glow_band_share, s.glow_side) == (1.0, 1.0, "left")
     assert 1250 < s.glow_amplitude_range[0] and s.glow_amplitude_range[1] < 1700
     assert 0.8 * 40 / 256 < s.glow_band_width_range[0] and s.glow_band_width_range[1] < 1.2 * 61 / 256
+    assert s.glow_band_edge_px == 0.0  # a hard step from one column to the next
     # Hot columns of about 2200 ADU, some running on to the first row.
     assert s.hot_line_charge_range[1] == pytest.approx(2200, rel=0.1)
     assert s.readout_row == "first" and 0.2 < s.hot_line_to_edge <= 1.0 and s.hot_line_row_fraction < 0.2
@@ -50,6 +51,17 @@ def test_frames_simulated_with_fitted_settings_look_like_the_detector(fitted):
         assert glow["side"] == "left" and glow["shape"] == "band"
         assert glow["amplitude_adu"] == pytest.approx(1450, rel=0.15)
         assert 0.8 * 40 <= glow["extent_px"] <= 1.2 * 61
+
+
+def test_a_soft_band_border_is_measured_and_a_hard_one_simulated():
+    soft = CCDSettings(size=256, glow_probability=1.0, glow_band_share=1.0, glow_side="left",
+                       glow_amplitude_range=(1450, 1450))
+    edges = [measure_frame(render_frame(frame_rng(1, i), soft).frame)["glow"]["edge_px"] for i in range(3)]
+    assert all(0.3 < e < 0.9 for e in edges), edges  # simulated with 0.5
+    soft.glow_band_edge_px = 0.0
+    hard = render_frame(frame_rng(1, 0), soft)
+    width = int(np.ceil(hard.info["glow"]["band_px"]))
+    assert hard.glow[0, width - 1] == 1450 and hard.glow[0, width] == 0
 
 
 def test_a_decaying_glow_is_told_from_a_band():
