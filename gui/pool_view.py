@@ -222,7 +222,7 @@ class PoolView(QWidget):
         self.source.addItem("Object pool", POOL)
         self.source.addItem("Synthetic images", SYNTHETIC)
         self.source.addItem("Simulated CCD frames", CCD)
-        self.source.addItem("My frames, threshold labels", LABELLED)
+        self.source.addItem("Labelled frames", LABELLED)
         self.source.setToolTip("What to show: pool objects (red outline = mask) or synthetic "
                                "training images (masks tinted by class)")
         self.source.currentIndexChanged.connect(lambda _i: self.refresh())
