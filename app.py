@@ -253,14 +253,6 @@ def _gain(text: str | None) -> float | None:
     return gain
 
 
-def _file_calibration(images):
-    """The pixel size every photo carries in its metadata (or None)."""
-    from core.imageio import list_images
-    from evaluation.calibration import common_file_calibration
-
-    return common_file_calibration(list_images(images, what="photos folder or photo"))
-
-
 def _run_segment(args, progress) -> int:
     from evaluation.calibration import load_calibration
     from evaluation.exports import parse_formats
@@ -276,7 +268,7 @@ def _run_segment(args, progress) -> int:
         if calibration is None:
             progress.log(f"{args.workdir} holds no calibration: sizes are in pixels only")
     else:
-        calibration = _file_calibration(args.images)
+        calibration = None  # run_segment then uses a pixel size the photos carry
     if calibration is not None:
         settings = SegmentSettings(scale=args.scale, pixel_size=calibration.pixel_size, unit=calibration.unit,
                                    gain=settings.gain, overscan=settings.overscan, formats=settings.formats)

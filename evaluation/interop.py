@@ -30,29 +30,35 @@ _IMAGEJ_UNITS = {"nm": "nm", "µm": "micron", "um": "micron", "mm": "mm"}
 _OME_UNITS = {"nm": "nm", "µm": "µm", "um": "µm", "mm": "mm"}
 
 
-def object_outlines(labels: np.ndarray) -> dict[int, np.ndarray]:
-    """Each object's outer outline as an (n, 2) array of x, y in ImageJ
-    pixel coordinates (object id -> polygon)."""
+def object_rings(labels: np.ndarray) -> dict[int, list[np.ndarray]]:
+    """Each object's contours at half height as (n, 2) arrays of x, y in
+    ImageJ / QuPath pixel coordinates, the largest (its outline) first,
+    then its holes (object id -> rings)."""
     from skimage.measure import find_contours
 
     labels = np.asarray(labels)
-    outlines: dict[int, np.ndarray] = {}
+    found: dict[int, list[np.ndarray]] = {}
     for index, box in enumerate(ndi.find_objects(labels), start=1):
         if box is None:
             continue
         own = np.pad(labels[box] == index, 1)  # closed contours for objects at the frame's edge
-        contours = find_contours(own.astype(np.float32), 0.5)
-        if not contours:
-            continue
-        outer = max(contours, key=_area)
         y0, x0 = box[0].start - 1, box[1].start - 1
         # find_contours puts pixel centres at integer coordinates; ImageJ at +0.5.
-        outlines[index] = np.column_stack([outer[:, 1] + x0 + 0.5, outer[:, 0] + y0 + 0.5])
-    return outlines
+        rings = [np.column_stack([c[:, 1] + x0 + 0.5, c[:, 0] + y0 + 0.5])
+                 for c in find_contours(own.astype(np.float32), 0.5) if len(c) >= 4]
+        if rings:
+            found[index] = sorted(rings, key=_area, reverse=True)
+    return found
 
 
-def _area(contour: np.ndarray) -> float:
-    y, x = contour[:, 0], contour[:, 1]
+def object_outlines(labels: np.ndarray) -> dict[int, np.ndarray]:
+    """Each object's outer outline (object id -> polygon, see :func:`object_rings`)."""
+    return {index: rings[0] for index, rings in object_rings(labels).items()}
+
+
+def _area(ring: np.ndarray) -> float:
+    """Area enclosed by a ring of points (shoelace)."""
+    x, y = ring[:, 0], ring[:, 1]
     return 0.5 * abs(float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
 
 
@@ -105,24 +111,11 @@ def object_polygons(labels: np.ndarray) -> dict[int, object]:
     cross itself)."""
     from shapely.geometry import Polygon
     from shapely.validation import make_valid
-    from skimage.measure import find_contours
 
-    labels = np.asarray(labels)
     shapes: dict[int, object] = {}
-    for index, box in enumerate(ndi.find_objects(labels), start=1):
-        if box is None:
-            continue
-        own = np.pad(labels[box] == index, 1)
-        y0, x0 = box[0].start - 1, box[1].start - 1
-        rings = [np.column_stack([c[:, 1] + x0 + 0.5, c[:, 0] + y0 + 0.5])
-                 for c in find_contours(own.astype(np.float32), 0.5) if len(c) >= 4]
-        if not rings:
-            continue
-        rings.sort(key=lambda r: _area(r[:, ::-1]), reverse=True)
-        shape = Polygon(rings[0], holes=rings[1:])  # the largest ring is the outline, the rest holes
-        if not shape.is_valid:
-            shape = make_valid(shape)
-        shapes[index] = shape
+    for index, rings in object_rings(labels).items():
+        shape = Polygon(rings[0], holes=rings[1:])
+        shapes[index] = shape if shape.is_valid else make_valid(shape)
     return shapes
 
 

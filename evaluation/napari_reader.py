@@ -36,25 +36,15 @@ def napari_get_reader(path):
 
 
 def label_scale(path: str | Path) -> tuple[tuple[float, float], str]:
-    """Pixel size (y, x) and unit carried by a label TIFF; (1, 1) and
+    """Pixel size (y, x) and unit carried by a label TIFF (read as any photo's
+    is, :func:`evaluation.calibration.calibration_from_file`); (1, 1) and
     "pixel" when it carries none."""
-    import tifffile
+    from evaluation.calibration import calibration_from_file
 
-    with tifffile.TiffFile(path) as tif:
-        if tif.is_imagej and tif.imagej_metadata and tif.imagej_metadata.get("unit"):
-            num, den = tif.pages[0].tags["XResolution"].value
-            unit = tif.imagej_metadata["unit"]
-            size = den / num if num else 1.0
-            return (size, size), {"micron": "µm"}.get(unit, unit)
-        if tif.is_ome and tif.ome_metadata:
-            import re
-
-            found = re.search(r'PhysicalSizeX="([0-9.eE+-]+)"', tif.ome_metadata)
-            unit = re.search(r'PhysicalSizeXUnit="([^"]+)"', tif.ome_metadata)
-            if found:
-                size = float(found.group(1))
-                return (size, size), unit.group(1) if unit else "µm"
-    return (1.0, 1.0), "pixel"
+    found = calibration_from_file(path)
+    if found is None:
+        return (1.0, 1.0), "pixel"
+    return (found.pixel_size, found.pixel_size), found.unit
 
 
 def read_segmented(folder: str | Path, stems: list[str] | None = None) -> list[tuple]:

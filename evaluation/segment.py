@@ -294,6 +294,22 @@ def previous_scales(folder: str | Path) -> dict[str, float]:
         return {}
 
 
+def _with_file_calibration(settings: SegmentSettings, files: list[Path], progress: Progress) -> SegmentSettings:
+    """``settings`` measuring in the pixel size every photo carries in its
+    metadata (:func:`evaluation.calibration.common_file_calibration`), when
+    they all carry the same; else as they are."""
+    from dataclasses import replace
+
+    from evaluation.calibration import common_file_calibration
+
+    found = common_file_calibration(files)
+    if found is None:
+        return settings
+    progress.log(f"Sizes also in {found.unit}: {found.pixel_size:.6g} {found.unit} per pixel, read from the "
+                 f"photos' {found.source} (a pixel size given or set would win).")
+    return replace(settings, pixel_size=found.pixel_size, unit=found.unit)
+
+
 def run_segment(model_dir: str | Path, images: str | Path, out: str | Path, *,
                 settings: SegmentSettings | None = None, progress: Progress | None = None,
                 start_scales: dict[str, float] | None = None) -> SegmentResult:
@@ -312,6 +328,8 @@ def run_segment(model_dir: str | Path, images: str | Path, out: str | Path, *,
     settings.check()
     progress = progress or Progress()
     files = list_images(images, what="photos folder or photo")
+    if settings.pixel_size is None:
+        settings = _with_file_calibration(settings, files, progress)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserInputError(f"The output folder is a file: {out}")

@@ -319,30 +319,10 @@ class CalibrationController(QObject):
         if text and self.panel.workdir != Path(text):
             self.load()
         values = self.panel.segment_values()
-        if values:
-            return values
-        found = self._from_photos()
-        if found is not None:  # a typed or measured scale wins; this is used only without one
-            self.window.log(f"Scale read from the photo's {found.source}: {describe(found)} (a scale set in "
-                            "the Scale box would win).")
-            return {"pixel_size": found.pixel_size, "unit": found.unit}
-        self.window.log("No scale is set: sizes are measured in pixels (set one in the Scale box).")
+        if not values:
+            self.window.log("No scale is set: sizes are measured in pixels, or in the pixel size the photos "
+                            "carry in their metadata (set one in the Scale box to decide).")
         return values
-
-    def _from_photos(self) -> Calibration | None:
-        """The pixel size the photo (or every photo of the folder) in the
-        Photo field carries in its metadata."""
-        from core.errors import UserInputError as InputError
-        from core.imageio import list_images
-        from evaluation.calibration import common_file_calibration
-
-        text = self.window.controls.photo.text()
-        if not text:
-            return None
-        try:
-            return common_file_calibration(list_images(Path(text).expanduser()))
-        except InputError:
-            return None
 
     def _changed(self, calibration: Calibration) -> None:
         self._show_status(calibration)

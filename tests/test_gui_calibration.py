@@ -176,20 +176,31 @@ def test_unreadable_calibration_file_is_reported_and_pixels_are_used(qtbot, tmp_
 
 
 def test_a_pixel_size_in_the_photo_is_used_until_one_is_set(qtbot, tmp_path, boxes):
-    """A photo whose TIFF carries its pixel size (ImageJ metadata): without a
-    scale set, segmentation measures in its unit and the log says where it
-    came from; a typed scale then wins."""
+    """A photo whose TIFF carries its pixel size (ImageJ metadata), the
+    Segment button with the fields as they come: without a scale set the
+    objects are measured in its unit and the log says where it came from;
+    a typed scale then wins."""
     import tifffile
+    from PyQt5.QtCore import Qt
 
+    from gui.controls import SEGMENT
+    from synthetic.scenes import render_particle_scene
+
+    image, _ = render_particle_scene((96, 128), count=6, polarity="dark", seed=1)
     photo = tmp_path / "sem.tif"
-    tifffile.imwrite(photo, np.zeros((20, 30), np.uint16), imagej=True, resolution=(4.0, 4.0),
-                     metadata={"unit": "micron"})
+    tifffile.imwrite(photo, image, imagej=True, resolution=(4.0, 4.0), metadata={"unit": "micron"})
     w = open_window(qtbot, tmp_path / "wd")
     w.controls.photo.set_text(str(photo))
-    assert w.calibration.segment_values() == {"pixel_size": pytest.approx(0.25), "unit": "µm"}
+    out = tmp_path / "wd" / "segmented"
+    with qtbot.waitSignal(w.runner.stopped, timeout=240000):
+        qtbot.mouseClick(w.controls.buttons[SEGMENT], Qt.LeftButton)
+    assert "equivalent_diameter_um" in (out / "objects.csv").read_text().splitlines()[0]
     assert "ImageJ metadata" in w.log_view.toPlainText()
     w.controls.calibration.size.setText("2")
     w.controls.calibration.unit.setCurrentText("nm")
     assert w.controls.calibration.apply_typed()
-    assert w.calibration.segment_values() == {"pixel_size": 2.0, "unit": "nm"}
+    with qtbot.waitSignal(w.runner.stopped, timeout=240000):
+        qtbot.mouseClick(w.controls.buttons[SEGMENT], Qt.LeftButton)
+    header = (out / "objects.csv").read_text().splitlines()[0]
+    assert "equivalent_diameter_nm" in header and "equivalent_diameter_um" not in header
     assert boxes == []
