@@ -40,6 +40,7 @@ positive_int = _argument(int, lambda v: v > 0, "a number above 0")
 non_negative_int = _argument(int, lambda v: v >= 0, "0 or more")
 seed_int = _argument(int, lambda v: 0 <= v <= MAX_SEED, f"a seed from 0 to {MAX_SEED}")
 scale_float = _argument(float, lambda v: 0 <= v <= 16, "0 (automatic) or a factor up to 16")
+workers_int = _argument(int, lambda v: 0 <= v <= 1024, "a number of workers from 0 to 1024")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -127,6 +128,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what to write beside the masks and the folder tables: a comma-separated choice of "
                         "csv (per-photo tables), tiff (label images), roi (ImageJ ROI zips), geojson (QuPath), "
                         "coco (annotations.json), overlay (PNG); default all")
+    p.add_argument("--workers", type=workers_int, default=0, metavar="N",
+                   help="segment on N worker processes of a local Dask cluster (default 0: one photo after "
+                        "another in this process)")
+    p.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                   help="segment on a running Dask cluster; the model, photos and output folder must be at the "
+                        "same paths on its workers, with this application installed there")
+    p.add_argument("--force", action="store_true",
+                   help="segment every photo again (by default photos already done into --out with this model "
+                        "and these settings, by a completed or an interrupted run, are kept)")
 
     p = sub.add_parser("evaluate", help="score predicted masks against expert masks")
     p.add_argument("--pred", required=True, help="folder of predicted masks")
@@ -254,6 +264,7 @@ def _gain(text: str | None) -> float | None:
 
 
 def _run_segment(args, progress) -> int:
+    from core.errors import UserInputError
     from evaluation.calibration import load_calibration
     from evaluation.exports import parse_formats
     from evaluation.segment import SegmentSettings, run_segment
@@ -273,7 +284,10 @@ def _run_segment(args, progress) -> int:
         settings = SegmentSettings(scale=args.scale, pixel_size=calibration.pixel_size, unit=calibration.unit,
                                    gain=settings.gain, overscan=settings.overscan, formats=settings.formats)
         progress.log(f"Sizes also in {calibration.unit}: {calibration.describe()}")
-    result = run_segment(args.model, args.images, args.out, settings=settings, progress=progress)
+    if args.workers and args.scheduler:
+        raise UserInputError("Give either --workers (a local cluster) or --scheduler (a running one), not both")
+    result = run_segment(args.model, args.images, args.out, settings=settings, progress=progress,
+                         workers=args.workers, scheduler=args.scheduler, force=args.force)
     print(result.summary())
     return _skipped_status(result.failed)
 

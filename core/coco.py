@@ -32,6 +32,30 @@ def _column_runs(crop: np.ndarray, box, height: int, width: int) -> list[int]:
     return runs.tolist()
 
 
+def image_entries(labels: np.ndarray, classes: np.ndarray | None) -> dict:
+    """A photo's objects as COCO annotations without ids (JSON-ready):
+    ``{"height", "width", "annotations": [...]}``."""
+    from pycocotools import mask as coco_mask
+
+    labels = np.asarray(labels)
+    height, width = labels.shape
+    annotations = []
+    for index, box in enumerate(ndi.find_objects(labels), start=1):
+        if box is None:
+            continue
+        rle = coco_mask.frPyObjects({"size": [height, width],
+                                     "counts": _column_runs(labels[box] == index, box, height, width)},
+                                    height, width)
+        x, y, w, h = (float(v) for v in coco_mask.toBbox(rle))
+        category = int(classes[index]) if classes is not None and index < len(classes) else 1
+        annotations.append({
+            "category_id": max(category, 1),
+            "segmentation": {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")},
+            "area": float(coco_mask.area(rle)), "bbox": [x, y, w, h], "iscrowd": 0,
+            "object_id": index})
+    return {"height": int(height), "width": int(width), "annotations": annotations}
+
+
 class CocoCollector:
     """COCO instance annotations of a folder of photos: each object as a
     run-length encoded mask (pycocotools' compressed RLE, exact), with its
@@ -45,26 +69,18 @@ class CocoCollector:
         self.annotations: list[dict] = []
 
     def add(self, file_name: str, labels: np.ndarray, classes: np.ndarray | None) -> None:
-        from pycocotools import mask as coco_mask
+        """Add a photo's objects (``labels``: instance labels, ``classes[k]``: class of label k)."""
+        self.add_entries(file_name, image_entries(labels, classes))
 
-        labels = np.asarray(labels)
+    def add_entries(self, file_name: str, entries: dict) -> None:
+        """Add a photo from :func:`image_entries` (made elsewhere, e.g. by
+        another process); image and annotation ids are given here, in the
+        order photos are added."""
         image_id = len(self.images) + 1
         self.images.append({"id": image_id, "file_name": file_name,
-                            "height": int(labels.shape[0]), "width": int(labels.shape[1])})
-        height, width = labels.shape
-        for index, box in enumerate(ndi.find_objects(labels), start=1):
-            if box is None:
-                continue
-            rle = coco_mask.frPyObjects({"size": [height, width],
-                                         "counts": _column_runs(labels[box] == index, box, height, width)},
-                                        height, width)
-            x, y, w, h = (float(v) for v in coco_mask.toBbox(rle))
-            category = int(classes[index]) if classes is not None and index < len(classes) else 1
-            self.annotations.append({
-                "id": len(self.annotations) + 1, "image_id": image_id, "category_id": max(category, 1),
-                "segmentation": {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")},
-                "area": float(coco_mask.area(rle)), "bbox": [x, y, w, h], "iscrowd": 0,
-                "object_id": index})
+                            "height": int(entries["height"]), "width": int(entries["width"])})
+        for annotation in entries["annotations"]:
+            self.annotations.append({"id": len(self.annotations) + 1, "image_id": image_id, **annotation})
 
     def write(self, path: str | os.PathLike, *, description: str) -> Path:
         write_json_atomic(path, {"info": {"description": description},

@@ -38,7 +38,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from core.atomic import atomic_path
-from evaluation.exports import write_csv
+from evaluation.exports import plain, write_csv
 from synthetic.ccd_labels import CLASS_NAMES as DETECTOR_CLASSES
 from synthetic.ccd_labels import is_detector_model
 
@@ -195,6 +195,15 @@ class DetectorCollector:
 
     def add(self, stem: str, frame: np.ndarray, class_mask: np.ndarray, *,
             image_name: str | None = None) -> list[dict]:
+        record = self.measure(self.out_dir, stem, frame, class_mask, image_name=image_name)
+        self.add_record(record)
+        return record["clusters"]
+
+    def measure(self, out_dir: str | os.PathLike, stem: str, frame: np.ndarray, class_mask: np.ndarray, *,
+                image_name: str | None = None) -> dict:
+        """Write one frame's catalogue and hot mask into ``out_dir``; returns
+        what the folder's tables need of it (plain JSON-ready data, see
+        :meth:`add_record`) and its clusters."""
         from synthetic.ccd_labels import overscan_columns, robust_level
 
         frame = np.asarray(frame, np.float64)
@@ -207,13 +216,18 @@ class DetectorCollector:
             region = background if background.sum() >= 16 else None
         pedestal, noise = robust_level(gray, region)
         clusters = frame_clusters(gray, class_mask, pedestal=pedestal, gain=self.gain)
-        write_csv(Path(self.out_dir) / f"{stem}_clusters.csv", clusters, CLUSTER_COLUMNS)
-        write_hot_mask(Path(self.out_dir) / f"{stem}_hotmask.fits", hot_mask(class_mask))
-        self.quality.append(frame_quality(image_name or stem, gray, class_mask, clusters,
-                                          pedestal=pedestal, noise=noise, gain=self.gain))
-        for column in hot_columns(class_mask):
+        write_csv(Path(out_dir) / f"{stem}_clusters.csv", clusters, CLUSTER_COLUMNS)
+        write_hot_mask(Path(out_dir) / f"{stem}_hotmask.fits", hot_mask(class_mask))
+        quality = frame_quality(image_name or stem, gray, class_mask, clusters,
+                                pedestal=pedestal, noise=noise, gain=self.gain)
+        return {"quality": plain(quality), "hot_columns": [int(c) for c in hot_columns(class_mask)],
+                "clusters": clusters}
+
+    def add_record(self, record: dict) -> None:
+        """Add a frame measured by :meth:`measure` to the folder's tables."""
+        self.quality.append(record["quality"])
+        for column in record["hot_columns"]:
             self._column_hits[int(column)] = self._column_hits.get(int(column), 0) + 1
-        return clusters
 
     def finish(self) -> dict[str, Path]:
         out = Path(self.out_dir)

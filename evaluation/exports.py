@@ -285,6 +285,34 @@ def write_measurements(
     return PhotoMeasurement(name, stem, rows, summary, labels, classes, files)
 
 
+def plain(value):
+    """``value`` with numpy scalars, arrays and tuples turned into plain
+    Python (JSON-ready), the way :func:`format_cell` writes them: a float
+    stays the same float, an integer or a numpy bool becomes an int."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [plain(v) for v in value]
+    if isinstance(value, np.bool_ | np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    return value
+
+
+def photo_record(measured: PhotoMeasurement, *, coco: bool) -> dict:
+    """What the folder's tables need of one measured photo, as plain JSON-ready
+    data: its object rows, its summary row and (with ``coco``) its COCO
+    annotations. The same photo gives the same folder tables whether it was
+    added to a :class:`MeasurementCollector` directly or as this record,
+    written in another process and read back."""
+    from core.coco import image_entries
+
+    return {"image": measured.image, "stem": measured.stem, "rows": plain(measured.rows),
+            "summary": plain(measured.summary),
+            "coco": image_entries(measured.labels, measured.classes) if coco else None}
+
+
 def _stretch(class_names) -> str:
     """Detector frames are shown around their pedestal (see
     :func:`core.imageio.detector_display`), photos by percentiles."""
@@ -377,14 +405,22 @@ class MeasurementCollector:
             labels=labels, classes=classes,
             include_border=self.include_border, write_mask=write_mask, per_photo_csv=self.per_photo_csv,
             formats=self.formats)
-        for row in measured.rows:
+        self.add_record(photo_record(measured, coco="coco" in self.formats))
+        return measured
+
+    def add_record(self, record: dict) -> None:
+        """Add a photo measured before (a :func:`photo_record`, possibly read
+        back from JSON) to the folder's tables."""
+        if self.result is not None:
+            raise RuntimeError("this collector is finished")
+        rows = record["rows"]
+        for row in rows:
             self._writer.writerow([format_cell(row.get(c, "")) for c in self.columns])
         self._objects_file.flush()
-        self.summaries.append(measured.summary)
-        if "coco" in self.formats:
-            self.coco.add(measured.image, measured.labels, measured.classes)
-        self._diameters.append(diameters_for_distribution(measured.rows, include_border=self.include_border))
-        return measured
+        self.summaries.append(record["summary"])
+        if "coco" in self.formats and record.get("coco") is not None:
+            self.coco.add_entries(record["image"], record["coco"])
+        self._diameters.append(diameters_for_distribution(rows, include_border=self.include_border))
 
     def finish(self) -> FolderMeasurement:
         """Write objects.csv, summary.csv, summary_all.csv, size_histogram.png and annotations.json."""

@@ -31,7 +31,6 @@ from core.atomic import write_json_atomic
 from core.errors import UserInputError
 from core.imageio import is_blank, list_images
 from core.model_folder import class_names, object_diameter
-from core.photos import PhotoLoop
 from core.progress import Progress
 from evaluation.exports import FORMATS
 
@@ -310,23 +309,113 @@ def _with_file_calibration(settings: SegmentSettings, files: list[Path], progres
     return replace(settings, pixel_size=found.pixel_size, unit=found.unit)
 
 
+def segment_one(task) -> dict:
+    """Segment one photo (a :class:`evaluation.batch.PhotoTask`) into its
+    folder of the unfinished folder, in this process or in a worker's.
+
+    Returns a small report: ``stem``, ``name``, ``objects``, ``scale``,
+    ``log`` (lines to show), and ``unreadable`` (the reason) for a photo
+    that could not be read or ``error`` for one that failed otherwise;
+    nothing of a photo that fails is left behind."""
+    import os
+    import shutil
+    import uuid
+
+    from core.errors import ImageReadError
+    from core.imageio import read_image
+
+    name = Path(task.path).name
+    report = {"stem": task.stem, "name": name, "objects": 0, "scale": None, "log": [],
+              "unreadable": None, "error": None}
+    try:
+        image = read_image(Path(task.path), warn=report["log"].append)
+    except ImageReadError as exc:
+        report["unreadable"] = str(exc)
+        return report
+    into = Path(task.into)
+    part = into / f".{task.stem}.part-{uuid.uuid4().hex[:8]}"
+    try:
+        record = _segment_into(task, image, part)
+        done = into / task.stem
+        if done.exists():
+            shutil.rmtree(done)
+        os.rename(part, done)
+    except Exception as exc:  # this photo fails (out of memory, a damaged frame); the others go on
+        shutil.rmtree(part, ignore_errors=True)
+        first = (str(exc).splitlines() or [""])[0]
+        report["error"] = f"{name}: {type(exc).__name__}: {first}" if not isinstance(exc, UserInputError) \
+            else f"{name}: {first}"
+        return report
+    report["objects"] = record["objects"]
+    report["scale"] = record["scale"]
+    if record["objects"] == 0 and is_blank(image):
+        report["log"].append(f"{name}: a blank photo (no contrast), no objects")
+    else:
+        report["log"].append(f"{name}: {record['objects']} objects (segmented at scale {record['scale']:.2f})")
+    return report
+
+
+def _segment_into(task, image, folder: Path) -> dict:
+    from evaluation import batch
+    from evaluation.exports import photo_record, write_measurements
+
+    settings = SegmentSettings(**{**task.settings, "formats": tuple(task.settings["formats"])})
+    model, meta = batch.worker_model(task)
+    classes = class_names(meta)
+    mask, scale = segment_photo(model, meta, image, scale=settings.scale, tile=settings.tile,
+                                flips=settings.flips, threshold=settings.threshold, start=task.start)
+    folder.mkdir(parents=True)
+    name = Path(task.path).name
+    measured = write_measurements(folder, task.stem, image, mask, pixel_size=settings.pixel_size,
+                                  unit=settings.unit, class_names=classes, image_name=name,
+                                  split=settings.split, include_border=settings.include_border,
+                                  formats=settings.formats)
+    detector = None
+    if task.detector:
+        from evaluation.detector import DetectorCollector
+        from synthetic.ccd_labels import parse_overscan
+
+        measured_frame = DetectorCollector(folder, gain=settings.gain, overscan=parse_overscan(settings.overscan))
+        detector = measured_frame.measure(folder, task.stem, image, mask, image_name=name)
+        detector.pop("clusters")
+    path = Path(task.path)
+    record = {"key": task.key, "image": name, "stem": task.stem,
+              "source": str(path.resolve()) if path.exists() else str(path),
+              "scale": round(float(scale), 4), "objects": measured.count,
+              "files": sorted(p.name for p in folder.iterdir()),
+              "measure": photo_record(measured, coco="coco" in settings.formats), "detector": detector}
+    write_json_atomic(folder / batch.RECORD, record)
+    return record
+
+
 def run_segment(model_dir: str | Path, images: str | Path, out: str | Path, *,
                 settings: SegmentSettings | None = None, progress: Progress | None = None,
-                start_scales: dict[str, float] | None = None) -> SegmentResult:
+                start_scales: dict[str, float] | None = None, workers: int = 0,
+                scheduler: str | None = None, force: bool = False) -> SegmentResult:
     """Segment a photo or a folder of photos and measure every object.
 
     ``start_scales`` (photo file name -> scale) replaces the first look
     for the photos it names (see :func:`segment_photo`).
 
+    ``workers`` > 0 segments the photos on a local Dask cluster of that many
+    worker processes, ``scheduler`` (``tcp://host:port``) on a running Dask
+    cluster; otherwise, and for a single photo, one after another in this
+    process (see :mod:`evaluation.batch`). The results are the same.
+
     All or nothing: the results are written into a staged copy of ``out``
     that replaces it only when every photo is done, so a run that is
-    cancelled or fails leaves ``out`` as it was (see :mod:`core.transaction`)."""
+    cancelled or fails leaves ``out`` as it was (see :mod:`core.transaction`).
+    Resumable: the photos done by a run that was killed or cancelled, and
+    those of a completed run into ``out``, are kept and not done again by
+    the next run with the same model and settings; ``force`` redoes them."""
     from core.model_folder import read_meta
     from core.transaction import Transaction
 
     settings = settings or SegmentSettings()
     settings.check()
     progress = progress or Progress()
+    if workers < 0 or workers > 1024:
+        raise UserInputError(f"The number of workers must be between 1 and 1024 (0: this process), not {workers}")
     files = list_images(images, what="photos folder or photo")
     if settings.pixel_size is None:
         settings = _with_file_calibration(settings, files, progress)
@@ -341,54 +430,101 @@ def run_segment(model_dir: str | Path, images: str | Path, out: str | Path, *,
     except OSError as exc:
         raise UserInputError(f"Cannot create the output folder {out}: {exc.strerror}") from None
     with Transaction(out.parent) as tx:
-        result = _segment(model_dir, files, out, tx.stage(out), settings, progress, start_scales)
+        result = _segment(model_dir, files, out, tx.stage(out), settings, progress, start_scales,
+                          workers=workers, scheduler=scheduler, force=force)
         if not result.cancelled:
             tx.commit()
+    if not result.cancelled:
+        import shutil
+
+        from evaluation.batch import unfinished_folder
+
+        shutil.rmtree(unfinished_folder(out), ignore_errors=True)
     return result
 
 
 def _segment(model_dir, files: list[Path], out: Path, staged: Path, settings: SegmentSettings, progress: Progress,
-             start_scales: dict[str, float] | None) -> SegmentResult:
+             start_scales: dict[str, float] | None, *, workers: int, scheduler: str | None,
+             force: bool) -> SegmentResult:
     """Segment ``files`` into ``staged``, the copy of ``out`` being written."""
+    from core.imageio import output_stems
+    from core.model_folder import read_meta
+    from evaluation import batch
     from evaluation.detector import DetectorCollector, is_detector_model
     from evaluation.exports import MeasurementCollector
-    from evaluation.predict import load_model
     from synthetic.ccd_labels import parse_overscan
 
-    progress.update(0, len(files), "loading the model")
-    model, meta = load_model(model_dir)
+    meta = read_meta(model_dir)
     classes = class_names(meta)
+    detector_model = is_detector_model(classes)
+    into = batch.unfinished_folder(out)
     result = SegmentResult(out=str(out))
+    progress.update(0, len(files), "looking for photos done before")
+    tasks = batch.make_tasks(files, output_stems(files), model_dir, settings, start_scales or {}, into,
+                             detector_model)
+    batch.clean_unfinished(into, tasks, force=force)
+    records: dict[str, tuple[dict, Path]] = {}
+    if not force:
+        for task in tasks:
+            found = batch.done_record(task, staged)
+            if found is not None:
+                records[task.stem] = found
+    todo = [t for t in tasks if t.stem not in records]
+    if records:
+        progress.log(f"{len(records)} of {len(tasks)} photo(s) done before with this model and these settings: "
+                     "kept (force to redo them)")
+    if todo:  # a damaged model is reported once, before any photo (and loaded once here)
+        progress.update(len(records), len(tasks), "loading the model")
+        batch.worker_model(todo[0])
+    if todo and (workers > 0 or scheduler) and len(todo) > 1:
+        reports = batch.run_on_cluster(todo, segment_one, progress, len(tasks), len(records), workers=workers,
+                                       scheduler=scheduler)
+    else:
+        reports = batch.run_in_process(todo, segment_one, progress, len(tasks), len(records))
+    failed: dict[str, str] = {}
+    by_stem = {t.stem: t for t in todo}
+    for report in reports:
+        for line in report["log"]:
+            progress.log(line)
+        if report["unreadable"]:
+            result.failed.append(report["name"])
+            progress.log(f"skipped: {report['unreadable']}")
+        elif report["error"]:
+            failed[report["stem"]] = report["error"]
+            progress.log(f"failed: {report['error']}")
+        else:
+            records[report["stem"]] = batch.done_record(by_stem[report["stem"]], staged)
+    if progress.cancelled:
+        result.cancelled = True
+        return result
+    unreadable = set(result.failed)
+    result.failed = [Path(t.path).name for t in tasks
+                     if Path(t.path).name in unreadable or t.stem in failed]
+    progress.update(len(tasks), len(tasks), "writing the folder's tables")
     collector = MeasurementCollector(staged, pixel_size=settings.pixel_size, unit=settings.unit,
                                      class_names=classes, include_border=settings.include_border,
                                      split=settings.split, formats=settings.formats)
     detector = (DetectorCollector(staged, gain=settings.gain, overscan=parse_overscan(settings.overscan))
-                if is_detector_model(classes) else None)
-    photos = PhotoLoop(files, progress, doing="segmenting")
-    for _, path, image in photos:
-        mask, scale = segment_photo(model, meta, image, scale=settings.scale, tile=settings.tile,
-                                    flips=settings.flips, threshold=settings.threshold,
-                                    start=(start_scales or {}).get(path.name, 0.0))
-        measured = collector.add(photos.stem(path), image, mask, image_name=path.name)
-        if detector is not None:  # cluster catalogue, hot mask, quality row
-            detector.add(photos.stem(path), image, mask, image_name=path.name)
+                if detector_model else None)
+    done = [records[t.stem] for t in tasks if records.get(t.stem) is not None]
+    try:
+        batch.merge_records(done, staged, collector, detector)
+    except BaseException:
+        collector.abort()
+        raise
+    for record, _ in done:
         result.photos += 1
-        result.objects += measured.count
-        result.scales[path.name] = round(scale, 4)
-        result.sources[photos.stem(path)] = str(path.resolve()) if path.exists() else str(path)
-        if measured.count == 0 and is_blank(image):
-            progress.log(f"{path.name}: a blank photo (no contrast), no objects")
-        else:
-            progress.log(f"{path.name}: {measured.count} objects (segmented at scale {scale:.2f})")
-    result.failed = photos.skipped
-    if photos.cancelled:
-        result.cancelled = True
-        return result
+        result.objects += int(record["objects"])
+        result.scales[record["image"]] = record["scale"]
+        result.sources[record["stem"]] = record["source"]
     folder = collector.finish()
     if detector is not None:
         detector.finish()
     result.measurement_text = folder.summary_text()
     if result.photos == 0 and result.failed:
+        if failed:
+            raise UserInputError(f"None of the {len(files)} photo(s) could be segmented (first: "
+                                 f"{next(iter(failed.values()))})")
         raise UserInputError(f"None of the {len(files)} photo(s) could be read (first: {result.failed[0]})")
     write_json_atomic(staged / "segment.json", {"model": str(Path(model_dir).resolve()),
                                              "settings": asdict(settings), "scales": result.scales,
@@ -396,3 +532,4 @@ def _segment(model_dir, files: list[Path], out: Path, staged: Path, settings: Se
                                              "skipped": result.failed, "sources": result.sources})
     progress.update(len(files), len(files), "done")
     return result
+

@@ -80,10 +80,13 @@ def segment_job(model_dir: str, images: str, out_dir: str, *, pixel_size: float 
     """Segment a photo or a folder; with a ``pixel_size`` (in ``unit``) the
     sizes are measured in that unit. ``review`` loads the first photo's
     result for the Review tab."""
+    from core.imageio import list_images
+    from evaluation.batch import local_workers
     from evaluation.segment import SegmentSettings, run_segment
 
     settings = SegmentSettings(pixel_size=pixel_size, unit=unit) if pixel_size else SegmentSettings()
-    result = run_segment(model_dir, images, out_dir, settings=settings, progress=progress)
+    workers = local_workers(len(list_images(images, what="photos folder or photo")))
+    result = run_segment(model_dir, images, out_dir, settings=settings, progress=progress, workers=workers)
     outcome = SegmentOutcome(result, Path(out_dir))
     photo = first_photo(images) if review else None
     if photo is not None and not outcome.cancelled:

@@ -16,7 +16,7 @@ import pytest  # noqa: E402
 
 # Tests that train or load a model (TensorFlow), or run stages in child
 # processes: left out of the fast lane (make test-fast), run by make test.
-SLOW_MODULES = {"test_bad_inputs", "test_default_model", "test_fault_injection", "test_fuzz_inputs", "test_predict",
+SLOW_MODULES = {"test_bad_inputs", "test_batch", "test_train_devices", "test_default_model", "test_fault_injection", "test_fuzz_inputs", "test_predict",
                 "test_refine", "test_segment", "test_train", "test_train_cli", "test_transaction"}
 SLOW_FIXTURES = {"tiny_project"}
 

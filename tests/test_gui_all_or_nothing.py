@@ -140,8 +140,42 @@ def test_cancelled_segmentation_of_the_folder_keeps_the_earlier_results(qtbot, p
     cancel_when(qtbot, window, lambda: "p0.png:" in window.log_view.toPlainText())
     assert boxes == []
     assert "Segment folder: cancelled." in window.log_view.toPlainText()
-    assert tree_digest(project / "wd") == before
+    unfinished = project / "wd" / ".segmented.unfinished"
+    kept = {p.parent.name for p in unfinished.glob("*/record.json")}
+    assert "p0" in kept  # the photos done before the Cancel wait, hidden, for the next run
+    after = {k: v for k, v in tree_digest(project / "wd").items() if not k.startswith(".segmented.unfinished")}
+    assert after == before
     assert window.results.row_count > 0  # the earlier results are still shown
+
+
+def test_a_larger_folder_is_segmented_on_worker_processes_and_resumed_after_cancel(qtbot, project, boxes):
+    from evaluation.batch import FEW_PHOTOS
+
+    photos = project / "photos"
+    for i in range(8, FEW_PHOTOS + 3):
+        shutil.copy(photos / f"p{i % 2}.png", photos / f"p{i}.png")
+    before = tree_digest(project / "wd")
+    window = open_window(qtbot, project / "wd")
+    c = window.controls
+    c.photos.set_text(str(photos))
+    c.model.set_text(str(project / "model"))
+    start(window, SEGMENT_ALL)
+    cancel_when(qtbot, window, lambda: "objects (segmented at scale" in window.log_view.toPlainText(),
+                timeout=240_000)
+    log = window.log_view.toPlainText()
+    assert boxes == [] and "Dask worker processes on this computer" in log and "Segment folder: cancelled." in log
+    unfinished = project / "wd" / ".segmented.unfinished"
+    kept = len(list(unfinished.glob("*/record.json")))
+    after = {k: v for k, v in tree_digest(project / "wd").items() if not k.startswith(".segmented.unfinished")}
+    assert kept >= 1 and after == before
+    with qtbot.waitSignal(window.runner.stopped, timeout=300_000):
+        c.buttons[SEGMENT_ALL].click()
+    log = window.log_view.toPlainText()
+    assert boxes == []
+    assert f"{kept} of {FEW_PHOTOS + 3} photo(s) done before" in log
+    assert window.results.row_count > 0 and not unfinished.exists()
+    segmented = project / "wd" / "segmented"
+    assert len(list(segmented.glob("p*_mask.png"))) == FEW_PHOTOS + 3
 
 
 def test_segmenting_a_folder_of_unreadable_photos_keeps_the_earlier_results(qtbot, project, boxes):

@@ -185,15 +185,21 @@ def split_indices(count: int, fraction: float, seed: int) -> tuple[list[int], li
     return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
 
 
-def make_tf_dataset(generator_fn, size: int, batch_size: int):
-    """Wrap a patch generator in a batched, prefetched ``tf.data.Dataset``."""
+def make_tf_dataset(generator_fn, size: int, batch_size: int, *, repeat: bool = False):
+    """Wrap a patch generator in a batched, prefetched ``tf.data.Dataset``.
+
+    ``repeat``: a finite generator (the validation patches) is run again
+    whenever it ends, whole batches at a time, so every pass gives the same
+    batches however the caller iterates (training on several devices keeps
+    one iterator over all epochs)."""
     import tensorflow as tf
 
     dataset = tf.data.Dataset.from_generator(
         generator_fn,
         output_signature=(tf.TensorSpec((size, size, 1), tf.float32), tf.TensorSpec((size, size), tf.uint8)),
     )
-    return dataset.batch(batch_size).prefetch(2)
+    dataset = dataset.batch(batch_size)
+    return (dataset.repeat() if repeat else dataset).prefetch(2)
 
 
 def steps_for(patches: int, batch_size: int) -> int:

@@ -4,6 +4,7 @@ and writing model.json. Imported only when training starts."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ class Plan:
     previous_metrics: dict = field(default_factory=dict)
     created: str = ""
     start_from: Path | None = None  # copied into model_dir when the first epoch is recorded
+    replicas: int = 1  # devices trained on at once (tf.distribute.MirroredStrategy)
     # The row of the saved epoch when history.csv lacks it (a stop between saving the model and its row).
     missing_rows: list = field(default_factory=list)
 
@@ -82,6 +84,19 @@ def _architecture(settings, tf) -> dict:
         arch["base_filters"] = int(settings.base_filters)
     arch.update(preset=name, precision=settings.precision, pad_multiple=2 ** arch["depth"])
     return arch
+
+
+def distribution(tf):
+    """``tf.distribute.MirroredStrategy`` over this machine's GPUs when it has
+    several (or over the logical CPU devices it was split into, see
+    ``tf.config.set_logical_device_configuration``); None for one device.
+    Each device takes a batch of the training settings' size, so a batch of
+    the whole is that many times larger."""
+    gpus = tf.config.list_logical_devices("GPU")
+    devices = gpus if len(gpus) > 1 else ([] if gpus else tf.config.list_logical_devices("CPU"))
+    if len(devices) < 2:
+        return None
+    return tf.distribute.MirroredStrategy(devices=[d.name for d in devices])
 
 
 def _compile(model, optimizer, settings, class_weights, names) -> None:
@@ -145,25 +160,31 @@ def prepare(data_dir: Path, model_dir: Path, settings, progress, validation,
     class_weights = class_weights_from_counts(train_counts, method=settings.class_weighting,
                                               max_ratio=settings.max_class_weight_ratio)
     keras.utils.set_random_seed(settings.seed)
-    if meta:
-        from training.losses import keras_objects
+    strategy = distribution(tf)
+    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        if meta:
+            from training.losses import keras_objects
 
-        keras_objects()  # registers the loss so the compiled model can be rebuilt
-        model = load_keras_model(ModelFolder(origin).model_file, compile=True)
-        # A model saved for segmenting only (the bundled one) has no optimiser: a fresh one.
-        optimizer = getattr(model, "optimizer", None) or _optimizer(settings)
-    else:
-        from training.unet import get_model
+            keras_objects()  # registers the loss so the compiled model can be rebuilt
+            model = load_keras_model(ModelFolder(origin).model_file, compile=True)
+            # A model saved for segmenting only (the bundled one) has no optimiser: a fresh one.
+            optimizer = getattr(model, "optimizer", None) or _optimizer(settings)
+        else:
+            from training.unet import get_model
 
-        model = get_model((None, None, 1), data.num_classes, depth=arch["depth"],
-                          base_filters=arch["base_filters"], precision=arch["precision"])
-        optimizer = _optimizer(settings)
-    _compile(model, optimizer, settings, class_weights, data.class_names)
+            model = get_model((None, None, 1), data.num_classes, depth=arch["depth"],
+                              base_filters=arch["base_filters"], precision=arch["precision"])
+            optimizer = _optimizer(settings)
+        _compile(model, optimizer, settings, class_weights, data.class_names)
+    if replicas > 1:
+        progress.log(f"Training on {replicas} devices at once: batches of {settings.batch_size * replicas} "
+                     f"images, {settings.batch_size} per device.")
 
     # Images smaller than the patch: a smaller patch, not mostly padding.
     largest = max(max(p.shape) for p in data.pairs + val_data.pairs)
     size = min(settings.patch_size, -(-largest // arch["pad_multiple"]) * arch["pad_multiple"])
-    batch = settings.batch_size
+    batch = settings.batch_size * replicas
     train_source = ds.SampleSource(data, normalization, cache_mb=settings.cache_mb * 0.8)
     val_source = train_source if val_data is data else ds.SampleSource(val_data, normalization,
                                                                        cache_mb=settings.cache_mb * 0.2)
@@ -171,13 +192,14 @@ def prepare(data_dir: Path, model_dir: Path, settings, progress, validation,
     rng = np.random.default_rng(settings.seed)
     train_ds = ds.make_tf_dataset(lambda: ds.training_patches(train_source, train_indices, size, rng, aug),
                                   size, batch)
-    val_ds = ds.make_tf_dataset(lambda: ds.validation_patches(val_source, val_indices, size), size, batch)
+    val_ds = ds.make_tf_dataset(lambda: ds.validation_patches(val_source, val_indices, size), size, batch,
+                                repeat=True)
     steps = ds.steps_for(ds.count_training_patches(train_source, train_indices, size), batch)
     val_steps = ds.steps_for(ds.count_validation_patches(val_source, val_indices, size), batch)
 
     plan = Plan(data, val_data, train_indices, val_indices, model_dir, normalization, arch, class_weights,
                 model, train_ds, val_ds, steps, val_steps, patch_size=size, created=now_iso(),
-                start_from=start_from)
+                start_from=start_from, replicas=replicas)
     if meta:
         rows = read_history(ModelFolder(origin).history)
         recorded = max([int(float(r["epoch"])) for r in rows], default=0)
@@ -275,6 +297,7 @@ def write_meta(plan: Plan, settings, epochs_done: int, metrics: dict, best_epoch
             "class_pixel_counts": [int(c) for c in np.sum([plan.data.pairs[i].counts for i in plan.train_indices],
                                                           axis=0)],
             "class_weights": [round(float(w), 6) for w in plan.class_weights],
+            "devices": int(plan.replicas),
             "binary_255_masks": plan.data.binary_255,
         },
         "runs": runs,

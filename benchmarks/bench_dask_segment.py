@@ -1,0 +1,152 @@
+"""Batch segmentation on Dask: photos per minute in this process, on a local
+cluster of 1 worker and of 2 workers, on the same photos in one run;
+scheduling overhead per photo; peak memory per worker process; and a run
+killed half-way then resumed, counting the photos done again.
+
+Renders ``--photos`` particle photos of 1024x1024 and segments them with a
+model folder (default: the bundled ``checkpoints/``) through the same
+function as ``python app.py segment [--workers N]``. The machine is shared
+and noisy: the ratios between runs made one after another here are the
+figures, not the absolute speeds.
+
+    python benchmarks/bench_dask_segment.py [--photos 100] [--model DIR] [--workers 1,2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from common import ROOT
+from core.imageio import write_image
+from core.progress import Progress
+from synthetic.scenes import render_particle_scene
+
+
+class PeakMemory:
+    """Samples the resident memory of this process's child processes (the
+    workers) every 0.2 s; the peak per process in MB."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self.me = psutil.Process()
+        self.peaks: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self._stop.is_set():
+            for child in self.me.children(recursive=True):
+                try:
+                    mb = child.memory_info().rss / 2**20
+                except psutil.Error:
+                    continue
+                self.peaks[child.pid] = max(self.peaks.get(child.pid, 0.0), mb)
+            time.sleep(0.2)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def timed(label: str, fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    elapsed = time.perf_counter() - t0
+    print(f"{label}: {elapsed:.1f} s", flush=True)
+    return elapsed
+
+
+def scheduling_overhead(tasks: int = 500) -> float:
+    """Seconds per task of a do-nothing task on a 1-worker LocalCluster."""
+    from dask.distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None, silence_logs=40) as cluster, Client(cluster) as client:
+        client.submit(abs, -1).result()
+        t0 = time.perf_counter()
+        futures = [client.submit(abs, -i, pure=False) for i in range(tasks)]
+        client.gather(futures)
+        return (time.perf_counter() - t0) / tasks
+
+
+def kill_and_resume(model: Path, images: Path, out: Path, photos: int, workers: int) -> None:
+    from evaluation.batch import RECORD, unfinished_folder
+
+    command = [sys.executable, str(ROOT / "app.py"), "segment", "--model", str(model), "--images", str(images),
+               "--out", str(out), "--workers", str(workers)]
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    into = unfinished_folder(out)
+    while child.poll() is None and len(list(into.glob(f"*/{RECORD}"))) < photos // 2:
+        time.sleep(0.1)
+    import os
+
+    os.killpg(child.pid, signal.SIGKILL)  # the run and its workers, no clean-up
+    child.wait()
+    kept = len(list(into.glob(f"*/{RECORD}")))
+    t0 = time.perf_counter()
+    rerun = subprocess.run(command, capture_output=True, text=True)
+    redone = sum(1 for line in rerun.stderr.splitlines() if "objects (segmented at scale" in line)
+    print(f"killed with {kept} of {photos} photos done; the rerun segmented {redone} "
+          f"(expected {photos - kept}) in {time.perf_counter() - t0:.0f} s, exit {rerun.returncode}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--photos", type=int, default=100)
+    parser.add_argument("--model", type=Path, default=ROOT / "checkpoints")
+    parser.add_argument("--workers", default="1,2", help="cluster sizes to measure, comma-separated")
+    parser.add_argument("--no-kill", action="store_true", help="leave out the kill-and-resume run")
+    args = parser.parse_args()
+    from core.quiet_tf import import_tensorflow
+
+    import_tensorflow()
+    from evaluation.segment import run_segment
+
+    sizes = [int(w) for w in args.workers.split(",") if w.strip()]
+    with tempfile.TemporaryDirectory() as tmp:
+        images = Path(tmp) / "photos"
+        images.mkdir()
+        for i in range(args.photos):
+            image, _ = render_particle_scene((1024, 1024), count=60, radius=(10, 24), touching=0.2, seed=i)
+            write_image(images / f"photo_{i:03d}.png", image)
+        run_segment(args.model, images / "photo_000.png", Path(tmp) / "warmup", progress=Progress())
+        results = {}
+        results[0] = timed("in this process", lambda: run_segment(args.model, images, Path(tmp) / "out0"))
+        for n in sizes:
+            with PeakMemory() as memory:
+                results[n] = timed(f"local cluster, {n} worker(s)",
+                                   lambda n=n: run_segment(args.model, images, Path(tmp) / f"out{n}", workers=n))
+            workers = sorted(memory.peaks.values(), reverse=True)[:n]
+            print(f"  peak resident memory of the {n} largest child processes (the workers): "
+                  + ", ".join(f"{mb:.0f} MB" for mb in workers), flush=True)
+        merge = timed("the same run again, every photo done already (the check and the folder tables only)",
+                      lambda: run_segment(args.model, images, Path(tmp) / "out0"))
+        overhead = scheduling_overhead()
+        if not args.no_kill:
+            kill_and_resume(args.model, images, Path(tmp) / "killed", args.photos, max(sizes))
+    rate = {n: 60 * args.photos / s for n, s in results.items()}
+    print(f"\n{args.photos} photos of 1024x1024, model {args.model.name}:")
+    print(f"  in this process: {rate[0]:.1f} photos/min")
+    for n in sizes:
+        print(f"  {n} worker(s): {rate[n]:.1f} photos/min ({rate[n] / rate[0]:.2f} x in-process"
+              + (f", {rate[n] / rate[1]:.2f} x 1 worker" if 1 in rate and n != 1 else "") + ")")
+    print(f"  scheduling overhead on a LocalCluster: {1000 * overhead:.2f} ms per task")
+    print(f"  finding photos done and merging the folder tables: {1000 * merge / args.photos:.1f} ms per photo")
+
+
+if __name__ == "__main__":
+    main()

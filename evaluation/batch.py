@@ -1,0 +1,311 @@
+"""A folder of photos segmented photo by photo, resumable, in this process
+or on a Dask cluster.
+
+Each photo is one task (:class:`PhotoTask`), done by
+:func:`evaluation.segment.segment_one` wherever it runs: it reads the photo, segments it, writes the photo's files
+into a folder of its own under the *unfinished* folder beside the output
+folder (``<out parent>/.<out name>.unfinished/<stem>/``, renamed into place
+when complete) with a record (``record.json``) of what the folder tables
+need of it. When every photo is done, the records are merged in the photos'
+order into the folder tables (:func:`merge_records`), so the tables are the
+same byte for byte however many workers made the photos.
+
+Resuming: a photo is done already when its record carries the same *key*
+(a hash of the model's files, the settings, the photo file's size and time
+and its start scale) in the unfinished folder (a run that was killed or
+cancelled) or in the output folder itself (``.segloop/<stem>.json``, a run
+that completed). Such photos are not segmented again; ``force`` redoes all.
+
+Workers (``workers`` > 0, or ``scheduler`` the address of a running Dask
+scheduler): the model folder, the photos and the output folder must be
+readable, and the output folder's parent writable, at the same paths from
+every worker (one machine, or a shared file system), and the application
+must be importable there (``pip install .``). A worker loads the model once
+and keeps it for the next photos; TensorFlow in a worker uses
+``threads`` threads, so that the workers share the cores rather than fight
+over them, and lets GPU memory grow, so that several workers share a card.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from core.atomic import write_json_atomic
+from core.progress import Progress
+
+RECORDS = ".segloop"  # in an output folder: <stem>.json, the record of each photo done
+RECORD = "record.json"  # in a photo's folder of the unfinished folder
+# Above this many photos to do, the window segments on a local cluster of
+# worker processes (below it, starting the workers costs more than they win).
+FEW_PHOTOS = 8
+
+
+@dataclass
+class PhotoTask:
+    """One photo to segment; plain data, so that it travels to a worker."""
+
+    path: str          # the photo (a FITS unit as 'file.fits[2]')
+    stem: str          # its result files' name (core.imageio.output_stems)
+    model_dir: str
+    model_hash: str
+    settings: dict     # SegmentSettings as a dict
+    start: float       # start scale (0: the first look decides)
+    key: str           # what the photo's results depend on (see photo_key)
+    into: str          # the unfinished folder
+    detector: bool     # a detector model: cluster catalogue and quality row too
+    threads: int = 0   # TensorFlow threads in a worker process (0: TensorFlow's choice)
+
+
+def unfinished_folder(out: Path) -> Path:
+    """Where the photos of a run into ``out`` are kept until the run completes."""
+    out = Path(out)
+    return out.parent / f".{out.name}.unfinished"
+
+
+def model_fingerprint(model_dir: str | os.PathLike) -> str:
+    """A hash of the model folder's files (the network and its description)."""
+    from core.model_folder import META_FILE, MODEL_FILE
+
+    digest = hashlib.sha256()
+    for name in (MODEL_FILE, META_FILE):
+        with open(Path(model_dir) / name, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def _file_stamp(path: str) -> list:
+    """Size and modification time of the file a photo comes from."""
+    from core.imageio import split_unit
+
+    file, _ = split_unit(Path(path))
+    try:
+        info = os.stat(file)
+        return [info.st_size, info.st_mtime_ns]
+    except OSError:
+        return [None, None]
+
+
+def photo_key(path: str, stem: str, model_hash: str, settings: dict, start: float) -> str:
+    """What a photo's results depend on, hashed: the model, the settings, the
+    photo's file (name, size, time) and the scale it starts from."""
+    text = json.dumps([str(Path(path).resolve()) if Path(path).exists() else str(path), stem, _file_stamp(path),
+                       model_hash, settings, round(float(start), 6)], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
+
+
+def make_tasks(files: list[Path], stems: dict[Path, str], model_dir, settings, start_scales: dict[str, float],
+               into: Path, detector: bool) -> list[PhotoTask]:
+    model_hash = model_fingerprint(model_dir)
+    plain_settings = json.loads(json.dumps(asdict(settings), default=list))
+    tasks = []
+    for path in files:
+        start = float(start_scales.get(path.name, 0.0))
+        stem = stems[path]
+        tasks.append(PhotoTask(str(path), stem, str(Path(model_dir).resolve()), model_hash, plain_settings,
+                               start, photo_key(str(path), stem, model_hash, plain_settings, start),
+                               str(Path(into).resolve()), detector))
+    return tasks
+
+
+# -- one photo, wherever it runs --------------------------------------------
+
+_MODELS: dict[tuple[str, str], tuple] = {}  # (model folder, hash) -> (model, meta), per process
+
+
+def worker_model(task: PhotoTask):
+    """The task's model, loaded once per process (TensorFlow set up for a worker first)."""
+    key = (task.model_dir, task.model_hash)
+    if key not in _MODELS:
+        from core.quiet_tf import import_tensorflow
+
+        tf = import_tensorflow()
+        if task.threads:
+            with contextlib.suppress(RuntimeError):  # set already in this process
+                tf.config.threading.set_intra_op_parallelism_threads(task.threads)
+                tf.config.threading.set_inter_op_parallelism_threads(task.threads)
+        for gpu in tf.config.list_physical_devices("GPU"):
+            with contextlib.suppress(RuntimeError, ValueError):  # several workers share a card
+                tf.config.experimental.set_memory_growth(gpu, True)
+        from core.model_folder import load_model
+
+        _MODELS.clear()  # one model per process
+        _MODELS[key] = load_model(task.model_dir)
+    return _MODELS[key]
+
+
+# -- what is done already ------------------------------------------------------
+
+def _read_record(path: Path) -> dict | None:
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        return record if isinstance(record, dict) and "key" in record else None
+    except (OSError, ValueError):
+        return None
+
+
+def done_record(task: PhotoTask, staged_out: Path) -> tuple[dict, Path] | None:
+    """The record of ``task``'s photo done with the same key, and the folder
+    holding its files: its folder in the unfinished folder, or the output
+    folder (staged copy) of a completed run; None when it must be done."""
+    folder = Path(task.into) / task.stem
+    record = _read_record(folder / RECORD)
+    if record is not None and record["key"] == task.key and all((folder / f).is_file() for f in record["files"]):
+        return record, folder
+    record = _read_record(staged_out / RECORDS / f"{task.stem}.json")
+    if record is not None and record["key"] == task.key and all((staged_out / f).is_file() for f in record["files"]):
+        return record, staged_out
+    return None
+
+
+def clean_unfinished(into: Path, tasks: list[PhotoTask], *, force: bool) -> None:
+    """Remove what a killed worker left half-made, and with ``force`` every
+    photo done before; photos of other runs (another model, other settings)
+    are replaced when their photo is done again."""
+    if force:
+        shutil.rmtree(into, ignore_errors=True)
+    into.mkdir(parents=True, exist_ok=True)
+    for entry in into.iterdir():
+        if entry.name.startswith(".") and ".part-" in entry.name:
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+# -- merging -------------------------------------------------------------------
+
+def _link(source: Path, target: Path) -> None:
+    """``target`` becomes ``source``'s content, atomically (hard link where possible)."""
+    tmp = target.with_name(f".{target.name}.part-{uuid.uuid4().hex[:8]}")
+    try:
+        os.link(source, tmp)
+    except OSError:
+        shutil.copy2(source, tmp)
+    os.replace(tmp, target)
+
+
+def merge_records(records: list[tuple[dict, Path]], staged_out: Path, collector, detector) -> None:
+    """Bring each photo's files into the (staged) output folder and add its
+    record to the folder's tables, in the order given."""
+    (staged_out / RECORDS).mkdir(parents=True, exist_ok=True)
+    for record, folder in records:
+        if folder != staged_out:
+            for name in record["files"]:
+                if name != RECORD:
+                    _link(folder / name, staged_out / name)
+            kept = {k: v for k, v in record.items()}
+            kept["files"] = [f for f in record["files"] if f != RECORD]
+            write_json_atomic(staged_out / RECORDS / f"{record['stem']}.json", kept)
+        collector.add_record(record["measure"])
+        if detector is not None and record.get("detector") is not None:
+            detector.add_record(record["detector"])
+
+
+# -- running the tasks -------------------------------------------------------
+
+def run_in_process(tasks: list[PhotoTask], work, progress: Progress, total: int, done_before: int):
+    """Yield ``work(task)`` (a photo's report) for each task, one photo after
+    another, until cancelled."""
+    for i, task in enumerate(tasks):
+        if progress.cancelled:
+            return
+        progress.update(done_before + i, total, f"segmenting {Path(task.path).name}")
+        yield work(task)
+
+
+def local_workers(photos: int) -> int:
+    """How many worker processes the window segments ``photos`` photos on:
+    none (this process) for a few photos, else one per core."""
+    cores = os.cpu_count() or 1
+    return 0 if photos <= FEW_PHOTOS or cores < 2 else min(cores, photos)
+
+
+def cluster_threads(workers: int) -> int:
+    """TensorFlow threads per worker so that ``workers`` share this machine's cores."""
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
+def _as_done(futures: list, progress: Progress, poll_s: float = 0.1):
+    """``futures`` as they finish; None once the user cancels."""
+    import time
+
+    pending = list(futures)
+    while pending:
+        if progress.cancelled:
+            yield None
+            return
+        finished = [f for f in pending if f.done()]
+        if not finished:
+            time.sleep(poll_s)
+            continue
+        for future in finished:
+            pending.remove(future)
+            yield future
+
+
+def run_on_cluster(tasks: list[PhotoTask], work, progress: Progress, total: int, done_before: int, *,
+                   workers: int = 0, scheduler: str | None = None):
+    """Yield ``work(task)`` for each task as workers finish them (any order), on a
+    LocalCluster of ``workers`` processes or the Dask scheduler at
+    ``scheduler`` (``work``: a module-level function, which the workers
+    import). A Cancel stops handing out photos and abandons the photos being
+    segmented (nothing of them is kept)."""
+    from dask.distributed import Client, LocalCluster
+
+    from core.errors import UserInputError
+
+    cluster = None
+    try:
+        if scheduler:
+            progress.update(done_before, total, f"connecting to the Dask scheduler at {scheduler}")
+            try:
+                client = Client(scheduler, timeout="10s")
+            except OSError as exc:
+                raise UserInputError(f"Cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+        else:
+            progress.update(done_before, total, f"starting {workers} worker processes")
+            import multiprocessing
+
+            # A stage run in a child process of the window may start worker processes of its own.
+            multiprocessing.current_process().daemon = False
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   host="127.0.0.1", dashboard_address=None, silence_logs=40)
+            client = Client(cluster)
+            threads = cluster_threads(workers)
+            tasks = [PhotoTask(**{**asdict(t), "threads": threads}) for t in tasks]
+    except (OSError, ValueError) as exc:
+        if cluster is not None:
+            cluster.close()
+        raise UserInputError(f"Could not start the Dask workers: {exc}") from None
+    try:
+        count = len(client.scheduler_info().get("workers", {})) or workers
+        where = f"at {scheduler}" if scheduler else "on this computer"
+        progress.log(f"Segmenting {len(tasks)} photos on {count} Dask worker processes {where}")
+        futures = [client.submit(work, task, key=f"segment-{task.key}", pure=False) for task in tasks]
+        done = done_before
+        progress.update(done, total, f"segmenting on {count} workers")
+        for future in _as_done(futures, progress):
+            if future is None:  # cancelled: no more photos handed out, those under way abandoned
+                client.cancel(futures)
+                return
+            try:
+                report = future.result()
+            except Exception as exc:  # a worker died (out of memory, killed) on this photo
+                task = tasks[futures.index(future)]
+                report = {"stem": task.stem, "name": Path(task.path).name, "objects": 0, "scale": None,
+                          "log": [], "unreadable": None,
+                          "error": f"{Path(task.path).name}: {type(exc).__name__}: {exc}"}
+            done += 1
+            progress.update(done, total, f"segmenting on {count} workers: {done} of {total} photos done")
+            yield report
+    finally:
+        with contextlib.suppress(Exception):
+            client.close()
+        if cluster is not None:
+            with contextlib.suppress(Exception):
+                cluster.close()

@@ -1,0 +1,201 @@
+"""Batch segmentation: on a real local Dask cluster, resumable after a kill,
+and the same results however the photos were shared out."""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from core.imageio import write_image
+from evaluation.batch import RECORD, RECORDS, unfinished_folder
+from evaluation.segment import SegmentSettings, run_segment
+from helpers import run_app
+from synthetic.scenes import render_particle_scene
+
+PHOTOS = 6
+
+
+@pytest.fixture(scope="module")
+def batch(tiny_project, tmp_path_factory):
+    """Six small photos and the tiny model, and the folder one in-process run makes of them."""
+    root = tmp_path_factory.mktemp("batch")
+    photos = root / "photos"
+    photos.mkdir()
+    for i in range(PHOTOS):
+        image, _ = render_particle_scene((96, 128), count=6 + i, radius=(6, 11), seed=70 + i)
+        write_image(photos / f"b{i}.png", image)
+    reference = run_segment(tiny_project / "model", photos, root / "reference")
+    assert reference.photos == PHOTOS
+    return tiny_project / "model", photos, root / "reference"
+
+
+def digest(folder: Path, *, hidden: bool = True) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()
+            and (hidden or not any(part.startswith(".") for part in p.relative_to(folder).parts))}
+
+
+def segmented_lines(text: str) -> int:
+    """How many photos a run segmented (rather than kept), from its log."""
+    return sum(1 for line in text.splitlines() if "objects (segmented at scale" in line)
+
+
+def test_two_workers_give_the_same_folder_byte_for_byte(batch, tmp_path):
+    model, photos, reference = batch
+    lines = []
+
+    from core.progress import Progress
+
+    class Log(Progress):
+        def on_log(self, text):
+            lines.append(text)
+
+    result = run_segment(model, photos, tmp_path / "out", workers=2, progress=Log())
+    assert result.photos == PHOTOS and not result.failed
+    assert segmented_lines("\n".join(lines)) == PHOTOS
+    # every file: masks, labels, ROI zips, overlays, the folder tables, annotations.json, segment.json
+    assert digest(tmp_path / "out") == digest(reference)
+    assert not unfinished_folder(tmp_path / "out").exists()  # nothing left beside the results
+
+
+def test_a_killed_run_resumes_with_only_the_unfinished_photos(batch, tmp_path):
+    model, photos, reference = batch
+    out = tmp_path / "out"
+    into = unfinished_folder(out)
+    child = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "segment", "--model", str(model),
+                              "--images", str(photos), "--out", str(out)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and len(list(into.glob(f"*/{RECORD}"))) < 2:
+            time.sleep(0.05)
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    finished = len(list(into.glob(f"*/{RECORD}")))
+    assert 2 <= finished < PHOTOS, f"{finished} photos were done when the run was killed"
+    assert not out.exists()  # the results folder appears only when every photo is done
+
+    done = run_app("segment", "--model", model, "--images", photos, "--out", out)
+    assert done.returncode == 0, done.stderr
+    assert f"{finished} of {PHOTOS} photo(s) done before" in done.stderr
+    assert segmented_lines(done.stderr) == PHOTOS - finished  # only the unfinished photos were redone
+    assert digest(out) == digest(reference)
+    assert not into.exists()
+
+    again = run_app("segment", "--model", model, "--images", photos, "--out", out)
+    assert again.returncode == 0 and segmented_lines(again.stderr) == 0
+    assert f"{PHOTOS} of {PHOTOS} photo(s) done before" in again.stderr
+    assert digest(out) == digest(reference)
+
+    forced = run_app("segment", "--model", model, "--images", photos, "--out", out, "--force")
+    assert forced.returncode == 0 and segmented_lines(forced.stderr) == PHOTOS
+    assert digest(out) == digest(reference)
+
+
+def test_other_settings_or_a_changed_photo_are_segmented_again(batch, tmp_path):
+    model, photos, reference = batch
+    out = tmp_path / "out"
+    run_segment(model, photos, out)
+    assert digest(out) == digest(reference)
+    kept = run_segment(model, photos, out, settings=SegmentSettings(scale=1.0))
+    assert kept.photos == PHOTOS and set(kept.scales.values()) == {1.0}  # a new scale: every photo redone
+    changed = tmp_path / "photos"
+    changed.mkdir()
+    for p in photos.iterdir():
+        (changed / p.name).write_bytes(p.read_bytes())
+    run_segment(model, changed, tmp_path / "out2")
+    image, _ = render_particle_scene((96, 128), count=3, radius=(6, 11), seed=99)
+    write_image(changed / "b0.png", image)
+    os.utime(changed / "b0.png", ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))
+    from core.progress import Progress
+
+    log = Progress()  # keeps its log lines
+    run_segment(model, changed, tmp_path / "out2", progress=log)
+    redone = [line for line in log.lines if "objects (segmented at scale" in line]
+    assert [line.split(":")[0] for line in redone] == ["b0.png"]
+
+
+def test_a_photo_that_fails_is_reported_and_the_others_are_kept(batch, tmp_path, monkeypatch):
+    model, photos, reference = batch
+    import evaluation.segment as segment_module
+
+    real = segment_module._segment_into
+
+    def failing(task, image, folder):
+        if task.stem == "b2":
+            raise RuntimeError("the network ran out of memory")
+        return real(task, image, folder)
+
+    monkeypatch.setattr(segment_module, "_segment_into", failing)
+    result = run_segment(model, photos, tmp_path / "out")
+    assert result.photos == PHOTOS - 1 and result.failed == ["b2.png"]
+    out = tmp_path / "out"
+    assert not (out / "b2_mask.png").exists() and (out / "b3_mask.png").exists()
+    info = json.loads((out / "segment.json").read_text())
+    assert info["skipped"] == ["b2.png"] and info["photos"] == PHOTOS - 1
+
+
+def test_an_unreadable_photo_on_the_cluster_is_named_and_the_rest_are_done(batch, tmp_path):
+    model, photos, _ = batch
+    mixed = tmp_path / "photos"
+    mixed.mkdir()
+    for p in sorted(photos.iterdir())[:3]:
+        (mixed / p.name).write_bytes(p.read_bytes())
+    (mixed / "broken.png").write_bytes(b"\x89PNG and nothing after")
+    done = run_app("segment", "--model", model, "--images", mixed, "--out", tmp_path / "out", "--workers", "2")
+    assert done.returncode == 3, done.stderr
+    assert "broken.png" in done.stderr and "Traceback" not in done.stderr
+    assert sorted(json.loads((tmp_path / "out" / "segment.json").read_text())["scales"]) == [
+        "b0.png", "b1.png", "b2.png"]
+
+
+def test_cancel_on_the_cluster_keeps_the_output_folder_and_what_was_done(batch, tmp_path):
+    model, photos, reference = batch
+    out = tmp_path / "out"
+    run_segment(model, photos, out, settings=SegmentSettings(scale=1.0))
+    before = digest(out)
+    from core.progress import Progress
+
+    class CancelAfterOne(Progress):
+        def on_log(self, text):
+            if "objects (segmented at scale" in text:
+                self.cancel()
+
+    result = run_segment(model, photos, out, workers=2, progress=CancelAfterOne())
+    assert result.cancelled
+    assert digest(out) == before
+    assert len(list(unfinished_folder(out).glob(f"*/{RECORD}"))) >= 1
+    resumed = run_segment(model, photos, out)
+    assert resumed.photos == PHOTOS and digest(out) == digest(reference)
+
+
+def test_records_are_kept_hidden_in_the_output_folder(batch):
+    _, _, reference = batch
+    records = sorted(p.name for p in (reference / RECORDS).iterdir())
+    assert records == [f"b{i}.json" for i in range(PHOTOS)]
+    record = json.loads((reference / RECORDS / "b0.json").read_text())
+    assert record["image"] == "b0.png" and record["objects"] == len(record["measure"]["rows"])
+    assert all((reference / name).is_file() for name in record["files"])
+
+
+def test_workers_and_scheduler_are_checked(batch, tmp_path):
+    model, photos, _ = batch
+    both = run_app("segment", "--model", model, "--images", photos, "--out", tmp_path / "o",
+                   "--workers", "2", "--scheduler", "tcp://127.0.0.1:1")
+    assert both.returncode == 2 and "not both" in both.stderr and not (tmp_path / "o").exists()
+    negative = run_app("segment", "--model", model, "--images", photos, "--out", tmp_path / "o", "--workers", "-1")
+    assert negative.returncode == 2 and "--workers" in negative.stderr
+    nobody = run_app("segment", "--model", model, "--images", photos, "--out", tmp_path / "o",
+                     "--scheduler", "tcp://127.0.0.1:9")
+    assert nobody.returncode == 2 and "Cannot reach the Dask scheduler" in nobody.stderr
+    assert "Traceback" not in nobody.stderr and not (tmp_path / "o").exists()
