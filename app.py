@@ -264,7 +264,6 @@ def _gain(text: str | None) -> float | None:
 
 
 def _run_segment(args, progress) -> int:
-    from core.errors import UserInputError
     from evaluation.calibration import load_calibration
     from evaluation.exports import parse_formats
     from evaluation.segment import SegmentSettings, run_segment
@@ -284,8 +283,6 @@ def _run_segment(args, progress) -> int:
         settings = SegmentSettings(scale=args.scale, pixel_size=calibration.pixel_size, unit=calibration.unit,
                                    gain=settings.gain, overscan=settings.overscan, formats=settings.formats)
         progress.log(f"Sizes also in {calibration.unit}: {calibration.describe()}")
-    if args.workers and args.scheduler:
-        raise UserInputError("Give either --workers (a local cluster) or --scheduler (a running one), not both")
     result = run_segment(args.model, args.images, args.out, settings=settings, progress=progress,
                          workers=args.workers, scheduler=args.scheduler, force=args.force)
     print(result.summary())
@@ -337,6 +334,8 @@ def _check_before_tensorflow(args) -> None:
         from evaluation.exports import parse_formats
 
         parse_formats(args.formats)
+        if args.workers and args.scheduler:
+            raise UserInputError("Give either --workers (a local cluster) or --scheduler (a running one), not both")
     if args.command == "train" and not os.path.isdir(args.data):
         raise UserInputError(f"The training data folder does not exist: {args.data}")
 

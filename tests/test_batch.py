@@ -48,21 +48,22 @@ def segmented_lines(text: str) -> int:
 
 
 def test_two_workers_give_the_same_folder_byte_for_byte(batch, tmp_path):
-    model, photos, reference = batch
-    lines = []
-
-    from core.progress import Progress
-
-    class Log(Progress):
-        def on_log(self, text):
-            lines.append(text)
-
-    result = run_segment(model, photos, tmp_path / "out", workers=2, progress=Log())
-    assert result.photos == PHOTOS and not result.failed
-    assert segmented_lines("\n".join(lines)) == PHOTOS
+    model, photos, _ = batch
+    mixed = tmp_path / "photos"
+    mixed.mkdir()
+    for p in sorted(photos.iterdir()):
+        (mixed / p.name).write_bytes(p.read_bytes())
+    (mixed / "broken.png").write_bytes(b"\x89PNG and nothing after")
+    in_process = run_segment(model, mixed, tmp_path / "one")
+    assert in_process.failed == ["broken.png"] and in_process.photos == PHOTOS
+    done = run_app("segment", "--model", model, "--images", mixed, "--out", tmp_path / "two", "--workers", "2")
+    assert done.returncode == 3, done.stderr  # finished, with a photo that could not be read
+    assert "broken.png" in done.stderr and "Traceback" not in done.stderr
+    assert "on 2 Dask worker processes on this computer" in done.stderr
+    assert segmented_lines(done.stderr) == PHOTOS
     # every file: masks, labels, ROI zips, overlays, the folder tables, annotations.json, segment.json
-    assert digest(tmp_path / "out") == digest(reference)
-    assert not unfinished_folder(tmp_path / "out").exists()  # nothing left beside the results
+    assert digest(tmp_path / "two") == digest(tmp_path / "one")
+    assert not unfinished_folder(tmp_path / "two").exists()  # nothing left beside the results
 
 
 def test_a_killed_run_resumes_with_only_the_unfinished_photos(batch, tmp_path):
@@ -92,13 +93,17 @@ def test_a_killed_run_resumes_with_only_the_unfinished_photos(batch, tmp_path):
     assert digest(out) == digest(reference)
     assert not into.exists()
 
-    again = run_app("segment", "--model", model, "--images", photos, "--out", out)
-    assert again.returncode == 0 and segmented_lines(again.stderr) == 0
-    assert f"{PHOTOS} of {PHOTOS} photo(s) done before" in again.stderr
+    from core.progress import Progress
+
+    again = Progress()
+    run_segment(model, photos, out, progress=again)
+    assert segmented_lines("\n".join(again.lines)) == 0
+    assert f"{PHOTOS} of {PHOTOS} photo(s) done before" in "\n".join(again.lines)
     assert digest(out) == digest(reference)
 
-    forced = run_app("segment", "--model", model, "--images", photos, "--out", out, "--force")
-    assert forced.returncode == 0 and segmented_lines(forced.stderr) == PHOTOS
+    forced = Progress()
+    run_segment(model, photos, out, progress=forced, force=True)
+    assert segmented_lines("\n".join(forced.lines)) == PHOTOS
     assert digest(out) == digest(reference)
 
 
@@ -145,20 +150,6 @@ def test_a_photo_that_fails_is_reported_and_the_others_are_kept(batch, tmp_path,
     assert info["skipped"] == ["b2.png"] and info["photos"] == PHOTOS - 1
 
 
-def test_an_unreadable_photo_on_the_cluster_is_named_and_the_rest_are_done(batch, tmp_path):
-    model, photos, _ = batch
-    mixed = tmp_path / "photos"
-    mixed.mkdir()
-    for p in sorted(photos.iterdir())[:3]:
-        (mixed / p.name).write_bytes(p.read_bytes())
-    (mixed / "broken.png").write_bytes(b"\x89PNG and nothing after")
-    done = run_app("segment", "--model", model, "--images", mixed, "--out", tmp_path / "out", "--workers", "2")
-    assert done.returncode == 3, done.stderr
-    assert "broken.png" in done.stderr and "Traceback" not in done.stderr
-    assert sorted(json.loads((tmp_path / "out" / "segment.json").read_text())["scales"]) == [
-        "b0.png", "b1.png", "b2.png"]
-
-
 def test_cancel_on_the_cluster_keeps_the_output_folder_and_what_was_done(batch, tmp_path):
     model, photos, reference = batch
     out = tmp_path / "out"
@@ -188,14 +179,23 @@ def test_records_are_kept_hidden_in_the_output_folder(batch):
     assert all((reference / name).is_file() for name in record["files"])
 
 
-def test_workers_and_scheduler_are_checked(batch, tmp_path):
+def test_workers_and_scheduler_are_checked(batch, tmp_path, capsys):
+    from app import run_cli
+
     model, photos, _ = batch
-    both = run_app("segment", "--model", model, "--images", photos, "--out", tmp_path / "o",
-                   "--workers", "2", "--scheduler", "tcp://127.0.0.1:1")
-    assert both.returncode == 2 and "not both" in both.stderr and not (tmp_path / "o").exists()
-    negative = run_app("segment", "--model", model, "--images", photos, "--out", tmp_path / "o", "--workers", "-1")
-    assert negative.returncode == 2 and "--workers" in negative.stderr
-    nobody = run_app("segment", "--model", model, "--images", photos, "--out", tmp_path / "o",
-                     "--scheduler", "tcp://127.0.0.1:9")
-    assert nobody.returncode == 2 and "Cannot reach the Dask scheduler" in nobody.stderr
-    assert "Traceback" not in nobody.stderr and not (tmp_path / "o").exists()
+
+    def one_line(*extra):
+        try:
+            status = run_cli(["segment", "--model", str(model), "--images", str(photos), "--out", str(tmp_path / "o"),
+                              *extra])
+        except SystemExit as exc:  # argument mistakes
+            status = exc.code
+        err = capsys.readouterr().err
+        lines = [x for x in err.splitlines() if x.strip() and not x.startswith("[")]
+        assert status == 2 and len(lines) == 1 and "Traceback" not in err, err
+        assert not (tmp_path / "o").exists()
+        return lines[0]
+
+    assert "not both" in one_line("--workers", "2", "--scheduler", "tcp://127.0.0.1:1")
+    assert "--workers" in one_line("--workers", "-1")
+    assert "Cannot reach the Dask scheduler at tcp://127.0.0.1:9" in one_line("--scheduler", "tcp://127.0.0.1:9")
