@@ -165,7 +165,7 @@ def done_record(task: PhotoTask, staged_out: Path) -> tuple[dict, Path] | None:
     return None
 
 
-def clean_unfinished(into: Path, tasks: list[PhotoTask], *, force: bool) -> None:
+def clean_unfinished(into: Path, *, force: bool) -> None:
     """Remove what a killed worker left half-made, and with ``force`` every
     photo done before; photos of other runs (another model, other settings)
     are replaced when their photo is done again."""

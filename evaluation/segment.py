@@ -462,7 +462,7 @@ def _segment(model_dir, files: list[Path], out: Path, staged: Path, settings: Se
     progress.update(0, len(files), "looking for photos done before")
     tasks = batch.make_tasks(files, output_stems(files), model_dir, settings, start_scales or {}, into,
                              detector_model)
-    batch.clean_unfinished(into, tasks, force=force)
+    batch.clean_unfinished(into, force=force)
     records: dict[str, tuple[dict, Path]] = {}
     if not force:
         for task in tasks:
