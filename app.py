@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 # Keep TensorFlow's start-up chatter off the user's terminal (oneDNN stays on).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -43,6 +44,16 @@ scale_float = _argument(float, lambda v: 0 <= v <= 16, "0 (automatic) or a facto
 workers_int = _argument(int, lambda v: 0 <= v <= 1024, "a number of workers from 0 to 1024")
 
 
+def model_folder(value: str) -> str:
+    """A model folder argument; the word ``bundled`` names the model that
+    comes with the application (wherever it was installed)."""
+    if value == "bundled":
+        from core.model_folder import BUNDLED_MODEL  # noqa: PLC0415 - no TensorFlow behind it
+
+        return str(BUNDLED_MODEL)
+    return value
+
+
 class OneLineParser(argparse.ArgumentParser):
     """Argument mistakes in one line on stderr (exit 2), with where to look for help."""
 
@@ -54,9 +65,14 @@ OVERSCAN_HELP = ("detector frames: overscan (or prescan) columns that give the p
                  "A:B counted from 0 as in Python (-100: = the last 100 columns)")
 
 
+def command_name() -> str:
+    """How the user started the program: `segloop` when installed as a package, else `app.py`."""
+    return "segloop" if Path(sys.argv[0]).name == "segloop" else "app.py"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
-        prog="app.py",
+        prog=command_name(),
         description="SegLoop: label-free segmentation of microscope and detector images. "
                     "Run without a subcommand to open the desktop application.",
     )
@@ -101,16 +117,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a U-Net on a folder with images/ and masks/")
     p.add_argument("--data", required=True, help="folder with images/ and masks/ (e.g. WORKDIR/synthetic)")
-    p.add_argument("--model", required=True, help="model folder (created; resumed if it holds a model)")
+    p.add_argument("--model", required=True, type=model_folder,
+                   help="model folder (created; resumed if it holds a model)")
     p.add_argument("--epochs", type=positive_int, default=None, help="number of epochs")
     p.add_argument("--batch-size", type=positive_int, default=None, help="images per batch")
     p.add_argument("--seed", type=seed_int, default=0, help="random seed")
-    p.add_argument("--start-from", default=None, metavar="DIR",
+    p.add_argument("--start-from", default=None, metavar="DIR", type=model_folder,
                    help="when --model holds no model yet, start from a copy of the model in DIR "
-                        "(e.g. the bundled checkpoints); DIR is never changed")
+                        "(bundled = the model that comes with the application); DIR is never changed")
 
     p = sub.add_parser("segment", help="segment photos with a trained model and measure the objects")
-    p.add_argument("--model", required=True, help="model folder (model.keras + model.json)")
+    p.add_argument("--model", required=True, type=model_folder,
+                   help="model folder (model.keras + model.json); bundled = the model that comes with the "
+                        "application")
     p.add_argument("--images", required=True, help="folder of photos or one photo")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--pixel-size", type=str, default=None,
@@ -146,17 +165,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pipeline", help="auto-segment, synthesize, train and segment in one go")
     p.add_argument("--images", required=True, help="folder of photos")
     p.add_argument("--workdir", required=True, help="working directory")
-    p.add_argument("--model", required=True, help="model folder")
+    p.add_argument("--model", required=True, type=model_folder, help="model folder")
     p.add_argument("--epochs", type=positive_int, default=None, help="number of epochs")
 
     p = sub.add_parser("refine", help="self-training rounds: segment, pool confident objects, retrain")
     p.add_argument("--images", required=True, help="folder of photos")
     p.add_argument("--workdir", required=True, help="working directory")
-    p.add_argument("--model", required=True, help="model folder")
+    p.add_argument("--model", required=True, type=model_folder, help="model folder")
     p.add_argument("--rounds", type=positive_int, default=1, help="number of rounds (default 1)")
-    p.add_argument("--start-from", default=None, metavar="DIR",
+    p.add_argument("--start-from", default=None, metavar="DIR", type=model_folder,
                    help="when --model holds no model yet, start from a copy of the model in DIR "
-                        "(e.g. the bundled checkpoints); DIR is never changed")
+                        "(bundled = the model that comes with the application); DIR is never changed")
 
     return parser
 

@@ -77,10 +77,12 @@ def check_writable(folder: str | os.PathLike, *, option: str = "--model") -> Non
     reason = read_only_reason(folder)
     if reason is None:
         return
-    what = "is the model bundled with the application" if reason == "the bundled model" else "is read-only"
+    bundled = reason == "the bundled model"
+    what = "is the model bundled with the application" if bundled else "is read-only"
     raise UserInputError(
         f"The model folder {folder} {what} and is never changed: give another folder as {option} "
-        f"(e.g. <working directory>/model) and add --start-from {folder} to start from this model")
+        f"(e.g. <working directory>/model) and add --start-from {'bundled' if bundled else folder} "
+        f"to start from this model")
 
 
 MODEL_FOLDER_FILES = (MODEL_FILE, META_FILE, HISTORY_FILE, CURVES_FILE)

@@ -79,11 +79,12 @@ def test_the_command_line_never_trains_the_bundled_model_in_place(tmp_path):
     photos = ROOT / "working_directory" / "photos"
     for args in (("train", "--data", str(tmp_path), "--model", str(BUNDLED), "--epochs", "1"),
                  ("refine", "--images", str(photos), "--workdir", str(tmp_path / "wd"), "--model", str(BUNDLED)),
-                 ("pipeline", "--images", str(photos), "--workdir", str(tmp_path / "wd"), "--model", "checkpoints")):
+                 ("pipeline", "--images", str(photos), "--workdir", str(tmp_path / "wd"), "--model", "checkpoints"),
+                 ("train", "--data", str(tmp_path), "--model", "bundled", "--epochs", "1")):
         done = run_app(*args)
         assert done.returncode == 2, done.stderr[-2000:]
         errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
-        assert len(errors) == 1 and "never changed" in errors[0] and "--start-from" in errors[0], done.stderr
+        assert len(errors) == 1 and "never changed" in errors[0] and "--start-from bundled" in errors[0], done.stderr
         assert "Traceback" not in done.stderr
     assert _digest(BUNDLED) == before
     assert not (tmp_path / "wd").exists()

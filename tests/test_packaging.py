@@ -89,6 +89,7 @@ def test_pip_install_gives_a_working_segloop_command(tmp_path):
     result = subprocess.run([str(prefix / "bin" / "segloop"), "--help"], capture_output=True, text=True,
                             env=env, cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: segloop "), result.stdout[:200]
     for command in ("autoseg", "segment", "fit-ccd", "label-ccd", "pipeline"):
         assert command in result.stdout
     assert (site / "checkpoints" / "model.keras").is_file() and (site / "evaluation" / "napari.yaml").is_file()
