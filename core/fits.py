@@ -63,8 +63,10 @@ def read_fits(path: Path, *, hdu: int | None = None, warn: Callable[[str], None]
 
     ``hdu`` picks the unit (0 = primary); by default the first that holds
     an image, and ``warn`` is told when there are others (one per amplifier).
-    A cube gives its first plane. Raises :class:`ImageReadError` naming the
-    file for a corrupt, truncated or image-less file.
+    Raises :class:`ImageReadError` naming the file for a corrupt, truncated
+    or image-less file, a cube of several planes (which plane, or which
+    combination of them, is the user's choice) and a frame with no finite
+    value.
     """
     with _open(path) as units:
         images = [i for i, unit in enumerate(units) if _is_image(unit)]
@@ -79,14 +81,19 @@ def read_fits(path: Path, *, hdu: int | None = None, warn: Callable[[str], None]
         elif hdu not in images:
             raise ImageReadError(f"FITS unit {hdu} holds no image data: {path}")
         unit = units[hdu]
-        shape = unit.shape
-        if len(shape) > 2 and warn:
-            warn(f"{path.name}: a cube of shape {tuple(shape)}, using the first plane")
+        shape = tuple(unit.shape)
+        if int(np.prod(shape[:-2])) > 1:
+            raise ImageReadError(
+                f"FITS file {path} holds a cube of shape {shape}, not one frame: save each plane as its own "
+                f"file or image unit (a stack of exposures or of skipper samples is the user's to combine)")
         try:
             raw = unit.data[(0,) * (len(shape) - 2)] if len(shape) > 2 else unit.data
-            return _scaled(raw, unit.header)
+            data = _scaled(raw, unit.header)
         except (OSError, ValueError, TypeError, IndexError) as exc:
             raise ImageReadError(f"Cannot read the image data of FITS file {path}: {_short(exc)}") from None
+        if data.dtype.kind == "f" and not np.isfinite(data).any():
+            raise ImageReadError(f"FITS file {path} holds no pixel values: every pixel is NaN or BLANK")
+        return data
 
 
 def _open(path: Path):

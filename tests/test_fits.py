@@ -65,23 +65,30 @@ def test_one_unit_per_amplifier_uses_the_first_and_says_so(tmp_path):
     assert said == ["mef.fits: 2 image units (one per amplifier?), using unit 1"]
 
 
-def test_a_cube_gives_its_first_plane(tmp_path):
-    cube = np.arange(2 * 5 * 6, dtype=np.float32).reshape(2, 5, 6)
+def test_a_cube_of_one_plane_is_that_plane(tmp_path):
+    cube = np.arange(5 * 6, dtype=np.float32).reshape(1, 5, 6)
     fits.PrimaryHDU(cube).writeto(tmp_path / "c.fits")
-    said = []
-    np.testing.assert_array_equal(read_image(tmp_path / "c.fits", warn=said.append), cube[0])
-    assert "first plane" in said[0]
+    np.testing.assert_array_equal(read_image(tmp_path / "c.fits"), cube[0])
 
 
 @pytest.mark.parametrize("name, content, message", [
     ("header_only.fits", None, "holds no image data"),
     ("truncated.fits", "truncate", "Cannot read the image data"),
     ("not_fits.fits", b"a text file renamed\n" * 200, "Cannot read FITS file"),
+    ("cube.fits", np.zeros((3, 8, 9), np.uint16), "holds a cube of shape (3, 8, 9)"),
+    ("all_nan.fits", np.full((8, 9), np.nan, np.float32), "every pixel is NaN or BLANK"),
+    ("all_blank.fits", "blank", "every pixel is NaN or BLANK"),
 ])
 def test_unreadable_fits_gets_one_message_naming_the_file(tmp_path, name, content, message):
     path = tmp_path / name
     if content is None:
         fits.PrimaryHDU().writeto(path)
+    elif isinstance(content, np.ndarray):
+        fits.PrimaryHDU(content).writeto(path)
+    elif content == "blank":
+        unit = fits.PrimaryHDU(np.full((8, 9), -1, np.int16))
+        unit.header["BLANK"] = -1
+        unit.writeto(path)
     elif content == "truncate":
         fits.PrimaryHDU(_frame((200, 200))).writeto(tmp_path / "whole.fits")
         path.write_bytes((tmp_path / "whole.fits").read_bytes()[:6000])
@@ -217,3 +224,24 @@ def test_a_unit_that_holds_no_image_is_refused_before_any_work(tmp_path):
     result = run_app("autoseg", "--images", tmp_path / "run.fits[5]", "--workdir", tmp_path / "wd")
     assert result.returncode == 2 and "no image in unit 5" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "wd").exists()
+
+
+@pytest.mark.slow  # runs the application in a child process
+def test_segment_cli_on_bad_fits_names_each_and_writes_nothing(tiny_project, tmp_path):
+    """Truncated, image-less, cube and all-NaN frames: each named once, one
+    error line, exit 2, no output folder."""
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    fits.PrimaryHDU(_frame((64, 64))).writeto(tmp_path / "whole.fits")
+    (frames / "truncated.fits").write_bytes((tmp_path / "whole.fits").read_bytes()[:4000])
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(
+        [fits.Column(name="adu", format="E", array=np.zeros(3))])]).writeto(frames / "table.fits")
+    fits.PrimaryHDU(np.zeros((3, 64, 64), np.uint16)).writeto(frames / "cube.fits")
+    fits.PrimaryHDU(np.full((64, 64), np.nan, np.float32)).writeto(frames / "all_nan.fits")
+    result = run_app("segment", "--model", tiny_project / "model", "--images", frames, "--out", tmp_path / "out")
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    for name in ("truncated.fits", "table.fits", "cube.fits", "all_nan.fits"):
+        assert sum(name in line for line in result.stderr.splitlines() if line.startswith("skipped")) == 1, name
+    assert len([line for line in result.stderr.splitlines() if line.startswith("error:")]) == 1
+    assert not (tmp_path / "out").exists()
