@@ -9,7 +9,8 @@ function as ``python app.py segment [--workers N]``. The machine is shared
 and noisy: the ratios between runs made one after another here are the
 figures, not the absolute speeds.
 
-    python benchmarks/bench_dask_segment.py [--photos 100] [--model DIR] [--workers 1,2]
+    python benchmarks/bench_dask_segment.py [--photos 100] [--model DIR] [--workers 1,2] [--no-kill]
+                                           [--profiler]
 """
 
 from __future__ import annotations
@@ -83,6 +84,37 @@ def scheduling_overhead(tasks: int = 500) -> float:
         return (time.perf_counter() - t0) / tasks
 
 
+def fixed_cost(model: Path, photo: Path) -> tuple[float, float, float]:
+    """Seconds a 1-worker LocalCluster costs once per run: starting it, the
+    worker's TensorFlow and model, and closing it."""
+    from dask.distributed import Client, LocalCluster
+
+    from evaluation.batch import make_tasks
+    from evaluation.segment import SegmentSettings
+
+    with tempfile.TemporaryDirectory() as tmp:
+        task = make_tasks([photo], {photo: photo.stem}, model, SegmentSettings(), {}, Path(tmp), False)[0]
+        t0 = time.perf_counter()
+        cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address=None, silence_logs=40)
+        client = Client(cluster)
+        started = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        client.submit(_load_only, task, pure=False).result()
+        loaded = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        client.close()
+        cluster.close()
+        closed = time.perf_counter() - t2
+    return started, loaded, closed
+
+
+def _load_only(task) -> None:
+    from evaluation.batch import worker_model
+
+    worker_model(task)
+
+
 def kill_and_resume(model: Path, images: Path, out: Path, photos: int, workers: int) -> None:
     from evaluation.batch import RECORD, unfinished_folder
 
@@ -110,6 +142,8 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=ROOT / "checkpoints")
     parser.add_argument("--workers", default="1,2", help="cluster sizes to measure, comma-separated")
     parser.add_argument("--no-kill", action="store_true", help="leave out the kill-and-resume run")
+    parser.add_argument("--profiler", action="store_true",
+                        help="also a 1-worker run with Dask's statistical profiler of the workers switched on")
     args = parser.parse_args()
     from core.quiet_tf import import_tensorflow
 
@@ -133,6 +167,16 @@ def main() -> None:
             workers = sorted(memory.peaks.values(), reverse=True)[:n]
             print(f"  peak resident memory of the {n} largest child processes (the workers): "
                   + ", ".join(f"{mb:.0f} MB" for mb in workers), flush=True)
+        if args.profiler:
+            import evaluation.batch
+
+            evaluation.batch.WORKER_PROFILER = True
+            results["1p"] = timed("local cluster, 1 worker, Dask's profiler on",
+                                  lambda: run_segment(args.model, images, Path(tmp) / "out1p", workers=1))
+            evaluation.batch.WORKER_PROFILER = False
+        started, loaded, closed = fixed_cost(args.model, images / "photo_000.png")
+        print(f"a 1-worker cluster once per run: start {started:.1f} s, TensorFlow and the model in the worker "
+              f"{loaded:.1f} s, close {closed:.1f} s", flush=True)
         merge = timed("the same run again, every photo done already (the check and the folder tables only)",
                       lambda: run_segment(args.model, images, Path(tmp) / "out0"))
         overhead = scheduling_overhead()
@@ -144,6 +188,14 @@ def main() -> None:
     for n in sizes:
         print(f"  {n} worker(s): {rate[n]:.1f} photos/min ({rate[n] / rate[0]:.2f} x in-process"
               + (f", {rate[n] / rate[1]:.2f} x 1 worker" if 1 in rate and n != 1 else "") + ")")
+    if 1 in results:
+        once = started + loaded + closed
+        per_photo = (results[1] - once - results[0]) / args.photos
+        print(f"  1 worker against in-process: {results[1] - results[0]:+.1f} s in all = {once:.1f} s once per run "
+              f"(start, TensorFlow and model, close) + {per_photo:+.2f} s per photo")
+    if "1p" in results:
+        print(f"  1 worker with Dask's profiler on: {60 * args.photos / results['1p']:.1f} photos/min "
+              f"({results['1p'] / results[1]:.2f} x the time with it off)")
     print(f"  scheduling overhead on a LocalCluster: {1000 * overhead:.2f} ms per task")
     print(f"  finding photos done and merging the folder tables: {1000 * merge / args.photos:.1f} ms per photo")
 

@@ -45,6 +45,9 @@ RECORD = "record.json"  # in a photo's folder of the unfinished folder
 # Above this many photos to do, the window segments on a local cluster of
 # worker processes (below it, starting the workers costs more than they win).
 FEW_PHOTOS = 8
+# No dashboard shows it, so a local cluster's workers run without Dask's
+# statistical profiler (a thread sampling the running task's stack every 10 ms).
+WORKER_PROFILER = False
 
 
 @dataclass
@@ -273,8 +276,11 @@ def run_on_cluster(tasks: list[PhotoTask], work, progress: Progress, total: int,
 
             # A stage run in a child process of the window may start worker processes of its own.
             multiprocessing.current_process().daemon = False
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   host="127.0.0.1", dashboard_address=None, silence_logs=40)
+            import dask
+
+            with dask.config.set({"distributed.worker.profile.enabled": WORKER_PROFILER}):
+                cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                       host="127.0.0.1", dashboard_address=None, silence_logs=40)
             client = Client(cluster)
             threads = cluster_threads(workers)
             tasks = [PhotoTask(**{**asdict(t), "threads": threads}) for t in tasks]

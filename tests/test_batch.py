@@ -150,26 +150,6 @@ def test_a_photo_that_fails_is_reported_and_the_others_are_kept(batch, tmp_path,
     assert info["skipped"] == ["b2.png"] and info["photos"] == PHOTOS - 1
 
 
-def test_cancel_on_the_cluster_keeps_the_output_folder_and_what_was_done(batch, tmp_path):
-    model, photos, reference = batch
-    out = tmp_path / "out"
-    run_segment(model, photos, out, settings=SegmentSettings(scale=1.0))
-    before = digest(out)
-    from core.progress import Progress
-
-    class CancelAfterOne(Progress):
-        def on_log(self, text):
-            if "objects (segmented at scale" in text:
-                self.cancel()
-
-    result = run_segment(model, photos, out, workers=2, progress=CancelAfterOne())
-    assert result.cancelled
-    assert digest(out) == before
-    assert len(list(unfinished_folder(out).glob(f"*/{RECORD}"))) >= 1
-    resumed = run_segment(model, photos, out)
-    assert resumed.photos == PHOTOS and digest(out) == digest(reference)
-
-
 def test_records_are_kept_hidden_in_the_output_folder(batch):
     _, _, reference = batch
     records = sorted(p.name for p in (reference / RECORDS).iterdir())
