@@ -58,6 +58,38 @@ def image_units(path: Path) -> list[int]:
         return [i for i, unit in enumerate(units) if _is_image(unit)]
 
 
+# A FITS section as IRAF writes it in DATASEC/BIASSEC: '[x1:x2,y1:y2]', 1-based, inclusive.
+_SECTION = re.compile(r"^\[\s*(\d+)\s*:\s*(\d+)\s*,\s*(\d+)\s*:\s*(\d+)\s*\]$")
+
+
+def bias_columns(path: Path) -> slice | None:
+    """The overscan columns a FITS frame's header names (the IRAF keyword
+    ``BIASSEC``, e.g. ``'[4117:4216,1:2048]'``) as a 0-based slice, for the
+    unit the path names (``frame.fits[2]``) or the first image unit. None
+    for a file that is not FITS, has no such keyword, or names columns
+    outside the frame or all of them (a row overscan, say)."""
+    file, unit = split_unit(Path(path))
+    if file.suffix.lower() not in FITS_EXTENSIONS:
+        return None
+    try:
+        with _open(file) as units:
+            images = [i for i, u in enumerate(units) if _is_image(u)]
+            index = unit if unit is not None else (images[0] if images else None)
+            if index is None or not 0 <= index < len(units):
+                return None
+            header = units[index].header
+            match = _SECTION.match(str(header.get("BIASSEC", "")).strip())
+            width = int(header.get("NAXIS1", 0))
+    except (ImageReadError, ValueError, TypeError):
+        return None
+    if match is None:
+        return None
+    x1, x2 = int(match[1]), int(match[2])
+    if not (1 <= x1 <= x2 <= width) or (x1, x2) == (1, width):
+        return None
+    return slice(x1 - 1, x2)
+
+
 def read_fits(path: Path, *, hdu: int | None = None, warn: Callable[[str], None] | None = None) -> np.ndarray:
     """The image of one unit of a FITS file, scaled to physical values.
 

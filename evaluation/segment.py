@@ -373,9 +373,10 @@ def _segment_into(task, image, folder: Path) -> dict:
     detector = None
     if task.detector:
         from evaluation.detector import DetectorCollector
-        from synthetic.ccd_labels import parse_overscan
+        from synthetic.ccd_labels import frame_overscan, parse_overscan
 
-        measured_frame = DetectorCollector(folder, gain=settings.gain, overscan=parse_overscan(settings.overscan))
+        overscan = frame_overscan(task.path, parse_overscan(settings.overscan))
+        measured_frame = DetectorCollector(folder, gain=settings.gain, overscan=overscan)
         detector = measured_frame.measure(folder, task.stem, image, mask, image_name=name)
         detector.pop("clusters")
     path = Path(task.path)

@@ -50,6 +50,22 @@ def parse_overscan(spec: str | None) -> slice | None:
     return slice(start, stop)
 
 
+def frame_overscan(path, given: slice | None) -> slice | None:
+    """A frame's overscan columns: those the user gave, else those its FITS
+    header names (``BIASSEC``), else None (pedestal and noise from the
+    frame's own background)."""
+    if given is not None:
+        return given
+    from core.fits import bias_columns
+
+    return bias_columns(path)
+
+
+def overscan_text(overscan: slice) -> str:
+    """``slice(4116, 4216)`` -> ``'4116:4216'``, as ``--overscan`` takes it."""
+    return f"{'' if overscan.start is None else overscan.start}:{'' if overscan.stop is None else overscan.stop}"
+
+
 def overscan_columns(width: int, overscan: slice | None) -> np.ndarray:
     """Boolean mask of a frame's overscan columns (all False for None).
     Refused when the spec holds no column of the frame or all of them."""

@@ -42,6 +42,7 @@ from synthetic.ccd_labels import (
     CLUSTER,
     GLOWING,
     HOT_PIXEL,
+    frame_overscan,
     label_frame,
     overscan_columns,
     smooth_background,
@@ -281,7 +282,7 @@ def run_fit_ccd(frames: str | Path, out: str | Path, *, gain: float | None = Non
     loop = PhotoLoop(files, progress, doing="measuring")
     for _, path, image in loop:
         try:
-            row = measure_frame(to_gray(image), overscan)
+            row = measure_frame(to_gray(image), frame_overscan(path, overscan))
         except UserInputError as exc:
             progress.log(f"skipped: {path.name}: {exc}")
             loop.skipped.append(path.name)

@@ -27,7 +27,7 @@ from core.errors import UserInputError
 from core.imageio import list_images, to_gray, write_image
 from core.photos import PhotoLoop
 from core.progress import Progress
-from synthetic.ccd_labels import CLASS_NAMES, label_frame, overscan_columns
+from synthetic.ccd_labels import CLASS_NAMES, frame_overscan, label_frame, overscan_columns, overscan_text
 
 DESCRIPTION = "ccd_labels.json"
 
@@ -89,7 +89,8 @@ def _label(files: list[Path], out: Path, staged: Path, progress: Progress,
     for _, path, image in photos:
         frame = to_gray(image)
         try:
-            over = overscan_columns(frame.shape[1], overscan)
+            columns = frame_overscan(path, overscan)
+            over = overscan_columns(frame.shape[1], columns)
             mask, info = label_frame(frame, pedestal_region=np.s_[:, over] if over.any() else None)
             mask[:, over] = 0  # no pixel there: only the readout's noise
         except UserInputError as exc:
@@ -105,8 +106,10 @@ def _label(files: list[Path], out: Path, staged: Path, progress: Progress,
         rows.append({"file": stem, "source": path.name, "pedestal_adu": round(info.pedestal, 3),
                      "noise_sigma_adu": round(info.sigma, 4), "clusters": info.clusters,
                      "hot_pixels": info.hot_pixels, "hot_line_pixels": info.hot_line_pixels,
-                     "glow_fraction": round(info.glow_fraction, 5)})
-        progress.log(f"{path.name}: pedestal {info.pedestal:.1f} ADU, noise {info.sigma:.2f} ADU, "
+                     "glow_fraction": round(info.glow_fraction, 5),
+                     "overscan_columns": overscan_text(columns) if over.any() else None})
+        where = f" (overscan {overscan_text(columns)})" if over.any() else ""
+        progress.log(f"{path.name}: pedestal {info.pedestal:.1f} ADU, noise {info.sigma:.2f} ADU{where}, "
                      f"{info.clusters} clusters, {info.hot_pixels + info.hot_line_pixels} hot pixels")
     result.failed, result.cancelled = photos.skipped, photos.cancelled
     if result.cancelled:

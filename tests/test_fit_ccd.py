@@ -11,7 +11,7 @@ from astropy.io import fits
 from core.errors import UserInputError
 from synthetic.ccd import CCDSettings, frame_rng, render_frame
 from synthetic.ccd_settings import load_ccd_settings
-from synthetic.fit_ccd import fit_settings, measure_frame
+from synthetic.fit_ccd import fit_settings, measure_frame, run_fit_ccd
 from tests.helpers import run_app
 from tests.other_detector import GAIN, PEDESTAL, READ_NOISE, other_frame
 
@@ -206,3 +206,53 @@ def test_label_ccd_with_overscan_labels_it_background_and_takes_its_pedestal(tmp
     assert info["frames"][0]["pedestal_adu"] == pytest.approx(PEDESTAL, abs=3)
     result = run_app("label-ccd", "--frames", frames, "--out", tmp_path / "set2", "--overscan", "right")
     assert result.returncode == 2 and "A:B" in result.stderr and not (tmp_path / "set2").exists()
+
+
+def _fits_with_biassec(path, frame, section, *, unit_of_two=False):
+    header = fits.Header()
+    if section is not None:
+        header["BIASSEC"] = section
+    image = frame.astype(np.uint16)
+    if unit_of_two:
+        fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(image), fits.ImageHDU(image, header=header)]).writeto(path)
+    else:
+        fits.PrimaryHDU(image, header=header).writeto(path)
+
+
+@pytest.mark.parametrize("section, columns", [
+    ("[129:152,1:128]", slice(128, 152)),   # the overscan at the right, as IRAF writes it
+    (" [1:8, 1:100] ", slice(0, 8)),         # a prescan, rows short of the frame's
+    ("[1:152,120:128]", None),              # a row overscan: every column
+    ("[140:170,1:128]", None),              # past the frame's edge
+    ("4117:4216", None),                    # not a section
+    (None, None),
+])
+def test_the_overscan_a_fits_header_names(tmp_path, section, columns):
+    from core.fits import bias_columns
+
+    frame, _ = _with_overscan()
+    _fits_with_biassec(tmp_path / "f.fits", frame, section)
+    assert bias_columns(tmp_path / "f.fits") == columns
+    _fits_with_biassec(tmp_path / "mef.fits", frame, section, unit_of_two=True)
+    assert bias_columns(tmp_path / "mef.fits[2]") == columns
+    assert bias_columns(tmp_path / "mef.fits[1]") is None
+
+
+def test_frames_that_name_their_overscan_are_measured_and_labelled_from_it(tmp_path):
+    """No --overscan given: a frame whose header names its overscan columns
+    (BIASSEC) gets its pedestal and noise from them; one given by the user wins."""
+    from synthetic.ccd_labels import frame_overscan, parse_overscan
+    from synthetic.label_ccd import run_label_ccd
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    frame, _ = _with_overscan()
+    _fits_with_biassec(frames / "f.fits", frame, "[129:152,1:128]")
+    assert frame_overscan(frames / "f.fits", None) == slice(128, 152)
+    assert frame_overscan(frames / "f.fits", parse_overscan("-4:")) == slice(-4, None)
+    result = run_fit_ccd(frames, tmp_path / "detector.json")
+    measured = json.loads((tmp_path / "detector.json").read_text())
+    assert result.frames == 1 and measured["settings"]["pedestal_adu"] == pytest.approx(PEDESTAL, abs=3)
+    run_label_ccd(frames, tmp_path / "set")
+    info = json.loads((tmp_path / "set" / "ccd_labels.json").read_text())["frames"][0]
+    assert info["pedestal_adu"] == pytest.approx(PEDESTAL, abs=3) and info["overscan_columns"] == "128:152"
