@@ -36,9 +36,12 @@ def no_display_reason() -> str | None:
         return None
     if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
         return None
+    from pathlib import Path
+
+    command = "segloop" if Path(sys.argv[0]).name == "segloop" else "python app.py"
     return ("no display to open the window on (neither DISPLAY nor WAYLAND_DISPLAY is set). "
-            "Open it from a desktop session, or under a virtual screen: xvfb-run python app.py; "
-            "every stage also runs from the command line: python app.py --help")
+            f"Open it from a desktop session, or under a virtual screen: xvfb-run {command}; "
+            f"every stage also runs from the command line: {command} --help")
 
 
 def main(workdir: str | None = None) -> int:
