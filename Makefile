@@ -17,9 +17,12 @@ QT_DEBS := libgl1 libglib2.0-0 libfontconfig1 libxkbcommon-x11-0 libdbus-1-3 \
 run: $(STAMP) system-deps
 	$(PY) app.py --workdir working_directory
 
+# The whole suite in TEST_WORKERS processes (one file per process at a time).
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # The quick lane while working: no window, no TensorFlow, no child processes.
 test-fast: $(STAMP)
