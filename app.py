@@ -61,6 +61,23 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def fits_unit(value: str) -> int | None:
+    """``--hdu``: ``all`` (None) or a unit number from 0."""
+    if value.strip().lower() == "all":
+        return None
+    try:
+        unit = int(value)
+    except ValueError:
+        unit = -1
+    if unit < 0:
+        raise argparse.ArgumentTypeError(f"'{value}' is not a FITS unit: give a number from 0 (the primary unit) "
+                                         "or all")
+    return unit
+
+
+HDU_HELP = ("FITS frames: only image unit N of each file (0 = primary), or all (default: every image unit, "
+            "one photo each, e.g. one per amplifier)")
+
 OVERSCAN_HELP = ("detector frames: overscan (or prescan) columns that give the pedestal and readout noise, "
                  "A:B counted from 0 as in Python (-100: = the last 100 columns)")
 
@@ -109,11 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gain", type=str, default=None, metavar="ADU_PER_E",
                    help="ADU per electron, when known (charges and noise in electrons; default 1)")
     p.add_argument("--overscan", default=None, metavar="A:B", help=OVERSCAN_HELP)
+    p.add_argument("--hdu", type=fits_unit, default=None, metavar="N|all", help=HDU_HELP)
 
     p = sub.add_parser("label-ccd", help="label real CCD frames by thresholds in noise sigmas (a training set)")
     p.add_argument("--frames", required=True, help="folder of frames (FITS, TIFF, ...) or one frame")
     p.add_argument("--out", required=True, help="output folder (images/, masks/ and ccd_labels.json are written)")
     p.add_argument("--overscan", default=None, metavar="A:B", help=OVERSCAN_HELP)
+    p.add_argument("--hdu", type=fits_unit, default=None, metavar="N|all", help=HDU_HELP)
 
     p = sub.add_parser("train", help="train a U-Net on a folder with images/ and masks/")
     p.add_argument("--data", required=True, help="folder with images/ and masks/ (e.g. WORKDIR/synthetic)")
@@ -143,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gain", type=str, default=None, metavar="ADU_PER_E",
                    help="detector frames: ADU per electron, to give cluster charges in electrons too")
     p.add_argument("--overscan", default=None, metavar="A:B", help=OVERSCAN_HELP)
+    p.add_argument("--hdu", type=fits_unit, default=None, metavar="N|all", help=HDU_HELP)
     p.add_argument("--formats", default="all", metavar="LIST",
                    help="what to write beside the masks and the folder tables: a comma-separated choice of "
                         "csv (per-photo tables), tiff (label images), roi (ImageJ ROI zips), geojson (QuPath), "
@@ -228,7 +248,7 @@ def _run_fit_ccd(args, progress) -> int:
     from synthetic.fit_ccd import run_fit_ccd
 
     result = run_fit_ccd(args.frames, args.out, gain=_gain(args.gain), overscan=parse_overscan(args.overscan),
-                         progress=progress)
+                         hdu=args.hdu, progress=progress)
     print(result.summary())
     return 1 if result.cancelled else _skipped_status(result.failed)
 
@@ -237,7 +257,8 @@ def _run_label_ccd(args, progress) -> int:
     from synthetic.ccd_labels import parse_overscan
     from synthetic.label_ccd import run_label_ccd
 
-    result = run_label_ccd(args.frames, args.out, overscan=parse_overscan(args.overscan), progress=progress)
+    result = run_label_ccd(args.frames, args.out, overscan=parse_overscan(args.overscan), hdu=args.hdu,
+                           progress=progress)
     print(result.summary())
     return _skipped_status(result.failed)
 
@@ -283,11 +304,13 @@ def _gain(text: str | None) -> float | None:
 
 
 def _run_segment(args, progress) -> int:
+    from dataclasses import replace
+
     from evaluation.calibration import load_calibration
     from evaluation.exports import parse_formats
     from evaluation.segment import SegmentSettings, run_segment
 
-    settings = SegmentSettings(scale=args.scale, gain=_gain(args.gain), overscan=args.overscan,
+    settings = SegmentSettings(scale=args.scale, gain=_gain(args.gain), overscan=args.overscan, hdu=args.hdu,
                                formats=parse_formats(args.formats))
     settings.check()
     if args.pixel_size is not None:
@@ -299,8 +322,7 @@ def _run_segment(args, progress) -> int:
     else:
         calibration = None  # run_segment then uses a pixel size the photos carry
     if calibration is not None:
-        settings = SegmentSettings(scale=args.scale, pixel_size=calibration.pixel_size, unit=calibration.unit,
-                                   gain=settings.gain, overscan=settings.overscan, formats=settings.formats)
+        settings = replace(settings, pixel_size=calibration.pixel_size, unit=calibration.unit)
         progress.log(f"Sizes also in {calibration.unit}: {calibration.describe()}")
     result = run_segment(args.model, args.images, args.out, settings=settings, progress=progress,
                          workers=args.workers, scheduler=args.scheduler, force=args.force)
@@ -341,7 +363,7 @@ def _check_before_tensorflow(args) -> None:
     from core.model_folder import read_meta
 
     if getattr(args, "images", None):
-        list_images(args.images, what="photos folder or photo")
+        list_images(args.images, what="photos folder or photo", hdu=getattr(args, "hdu", None))
     if args.command == "segment":
         read_meta(args.model)
         if args.pixel_size is not None:

@@ -16,7 +16,7 @@ import numpy as np
 
 from core.atomic import atomic_path
 from core.errors import ImageReadError, UserInputError
-from core.fits import FITS_EXTENSIONS, image_units, read_fits, split_unit, units_as_photos
+from core.fits import FITS_EXTENSIONS, image_units, read_fits, split_unit, unit_path, units_as_photos
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp") + FITS_EXTENSIONS
 # About 17 000 x 17 000: beyond this a photo is more likely a mistake (or a
@@ -26,13 +26,42 @@ MAX_PIXELS = 300_000_000
 Warn = Callable[[str], None] | None
 
 
-def list_images(folder: str | Path, *, what: str = "photos folder") -> list[Path]:
+def list_images(folder: str | Path, *, what: str = "photos folder", hdu: int | None = None) -> list[Path]:
     """Sorted image files in ``folder`` (not recursive, hidden files skipped).
 
+    A FITS file with several image units is one photo per unit
+    (``frame.fits[1]``, ``frame.fits[2]``); with ``hdu`` only that unit of
+    each FITS file (``--hdu N``; other images are listed as they are).
     Raises :class:`UserInputError` when the folder is missing or holds no
-    image, naming the folder.
+    image, naming the folder, or when a FITS file has no image in unit ``hdu``.
     """
-    folder = Path(folder)
+    photos = _list_images(Path(folder), what)
+    return photos if hdu is None else _only_unit(photos, hdu)
+
+
+def _only_unit(photos: list[Path], hdu: int) -> list[Path]:
+    chosen, seen = [], set()
+    for photo in photos:
+        file, unit = split_unit(photo)
+        if file.suffix.lower() not in FITS_EXTENSIONS:
+            chosen.append(photo)
+            continue
+        if file in seen:
+            continue
+        seen.add(file)
+        try:
+            units = image_units(file)
+        except ImageReadError:  # the reader names it when its turn comes
+            chosen.append(photo)
+            continue
+        if hdu not in units:
+            raise UserInputError(f"{file.name} has no image in unit {hdu} "
+                                 f"(its image units: {', '.join(map(str, units)) or 'none'}): {file}")
+        chosen.append(unit_path(file, hdu))
+    return chosen
+
+
+def _list_images(folder: Path, what: str) -> list[Path]:
     file, unit = split_unit(folder)
     if unit is not None and file.is_file():  # one unit of a FITS file: frame.fits[2]
         units = image_units(file)

@@ -233,6 +233,15 @@ def cluster_threads(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
+def worker_environment(threads: int) -> dict[str, str]:
+    """Environment of a local worker process: numpy's BLAS and OpenMP get
+    the worker's share of the cores. Dask's default for its workers (one
+    thread each, and a malloc trim threshold, which turns off glibc's own
+    tuning) is not used: with it a 1024x1024 photo took 6.0 s longer in a
+    worker than in this process, without it 1.9 s (of about 28 s)."""
+    return {name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+
+
 def _as_done(futures: list, progress: Progress, poll_s: float = 0.1):
     """``futures`` as they finish; None once the user cancels."""
     import time
@@ -278,11 +287,12 @@ def run_on_cluster(tasks: list[PhotoTask], work, progress: Progress, total: int,
             multiprocessing.current_process().daemon = False
             import dask
 
-            with dask.config.set({"distributed.worker.profile.enabled": WORKER_PROFILER}):
+            threads = cluster_threads(workers)
+            with dask.config.set({"distributed.worker.profile.enabled": WORKER_PROFILER,
+                                  "distributed.nanny.pre-spawn-environ": worker_environment(threads)}):
                 cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                        host="127.0.0.1", dashboard_address=None, silence_logs=40)
             client = Client(cluster)
-            threads = cluster_threads(workers)
             tasks = [PhotoTask(**{**asdict(t), "threads": threads}) for t in tasks]
     except (OSError, ValueError) as exc:
         if cluster is not None:

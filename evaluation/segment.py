@@ -47,6 +47,7 @@ class SegmentSettings:
     threshold: float = 0.5        # object probability for an object pixel (two-class models)
     gain: float | None = None     # detector frames: ADU per electron, for charges in e- (None: unknown)
     overscan: str | None = None   # detector frames: overscan columns "A:B", for pedestal and noise
+    hdu: int | None = None        # FITS: only this image unit of each file (None: every unit, one photo each)
     formats: tuple = FORMATS      # what to write beside the masks and tables (evaluation.exports)
 
     def check(self) -> None:
@@ -58,6 +59,8 @@ class SegmentSettings:
             raise UserInputError(f"The object threshold must be between 0 and 1, not {self.threshold}")
         if self.gain is not None and not (self.gain > 0 and np.isfinite(self.gain)):
             raise UserInputError(f"The gain must be a positive number of ADU per electron, not {self.gain}")
+        if self.hdu is not None and not (isinstance(self.hdu, int) and self.hdu >= 0):
+            raise UserInputError(f"A FITS unit is a number from 0 (the primary unit), not {self.hdu}")
         from synthetic.ccd_labels import parse_overscan
 
         parse_overscan(self.overscan)
@@ -417,7 +420,7 @@ def run_segment(model_dir: str | Path, images: str | Path, out: str | Path, *,
     progress = progress or Progress()
     if workers < 0 or workers > 1024:
         raise UserInputError(f"The number of workers must be between 1 and 1024 (0: this process), not {workers}")
-    files = list_images(images, what="photos folder or photo")
+    files = list_images(images, what="photos folder or photo", hdu=settings.hdu)
     if settings.pixel_size is None:
         settings = _with_file_calibration(settings, files, progress)
     out = Path(out)

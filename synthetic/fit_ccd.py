@@ -266,7 +266,8 @@ def _rounded(settings: CCDSettings) -> CCDSettings:
 
 
 def run_fit_ccd(frames: str | Path, out: str | Path, *, gain: float | None = None,
-                overscan: slice | None = None, progress: Progress | None = None) -> FitCCDResult:
+                overscan: slice | None = None, hdu: int | None = None,
+                progress: Progress | None = None) -> FitCCDResult:
     """Measure the frames of ``frames`` (folder or file) and write the
     simulator settings to ``out`` (a JSON file); ``overscan`` columns give
     the pedestal and the readout noise (see :func:`measure_frame`)."""
@@ -274,7 +275,7 @@ def run_fit_ccd(frames: str | Path, out: str | Path, *, gain: float | None = Non
     gain = 1.0 if gain is None else float(gain)
     if not (gain > 0 and np.isfinite(gain)):
         raise UserInputError(f"The gain must be a positive number of ADU per electron, not {gain}")
-    files = list_images(frames, what="frames folder")
+    files = list_images(frames, what="frames folder", hdu=hdu)
     out = Path(out)
     if out.is_dir():
         raise UserInputError(f"The settings file is a folder: {out}")

@@ -52,7 +52,7 @@ class LabelCCDResult:
 
 
 def run_label_ccd(frames: str | Path, out: str | Path, *, overscan: slice | None = None,
-                  progress: Progress | None = None) -> LabelCCDResult:
+                  hdu: int | None = None, progress: Progress | None = None) -> LabelCCDResult:
     """Label every frame of ``frames`` (a folder or one file) into ``out``.
 
     All or nothing: the set is written into a staged copy of ``out`` that
@@ -64,7 +64,7 @@ def run_label_ccd(frames: str | Path, out: str | Path, *, overscan: slice | None
     from core.transaction import Transaction
 
     progress = progress if progress is not None else Progress()
-    files = list_images(frames, what="frames folder")
+    files = list_images(frames, what="frames folder", hdu=hdu)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserInputError(f"The output folder is an existing file, not a folder: {out}")

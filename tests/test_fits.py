@@ -211,6 +211,11 @@ def test_segment_cli_on_multi_amplifier_frames(tiny_project, tmp_path):
     summary = (tmp_path / "out" / "summary.csv").read_text().splitlines()
     assert [row.split(",")[0] for row in summary[1:]] == [
         "run_0.fits[1]", "run_0.fits[2]", "run_1.fits[1]", "run_1.fits[2]"]
+    from evaluation.segment import SegmentSettings, run_segment
+
+    one = run_segment(tiny_project / "model", frames, tmp_path / "one", settings=SegmentSettings(hdu=2))
+    assert one.photos == 2 and sorted(p.name for p in (tmp_path / "one").glob("*_labels.tif")) == [
+        "run_0_hdu2_labels.tif", "run_1_hdu2_labels.tif"]
 
 
 @pytest.mark.slow  # runs the application in a child process
@@ -245,3 +250,39 @@ def test_segment_cli_on_bad_fits_names_each_and_writes_nothing(tiny_project, tmp
         assert sum(name in line for line in result.stderr.splitlines() if line.startswith("skipped")) == 1, name
     assert len([line for line in result.stderr.splitlines() if line.startswith("error:")]) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_hdu_picks_one_unit_of_each_fits_file(tmp_path):
+    from core.errors import UserInputError
+
+    for i in range(2):
+        _two_amplifiers(tmp_path / f"run_{i}.fits", seed=2 * i)
+    fits.PrimaryHDU(_frame()).writeto(tmp_path / "single.fits")
+    write = np.zeros((8, 8), np.uint8)
+    from core.imageio import write_image
+    write_image(tmp_path / "photo.png", write)
+    with pytest.raises(UserInputError, match=r"single.fits has no image in unit 2 \(its image units: 0\)"):
+        list_images(tmp_path, hdu=2)
+    (tmp_path / "single.fits").unlink()
+    assert [p.name for p in list_images(tmp_path, hdu=2)] == ["photo.png", "run_0.fits[2]", "run_1.fits[2]"]
+    assert [p.name for p in list_images(tmp_path / "run_1.fits", hdu=1)] == ["run_1.fits[1]"]
+    assert [p.name for p in list_images(tmp_path)] == ["photo.png", "run_0.fits[1]", "run_0.fits[2]",
+                                                      "run_1.fits[1]", "run_1.fits[2]"]
+
+
+@pytest.mark.slow  # runs the application in a child process
+def test_label_ccd_cli_with_hdu_labels_that_amplifier_only(tmp_path):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(2):
+        _two_amplifiers(frames / f"run_{i}.fits", seed=2 * i)
+    result = run_app("label-ccd", "--frames", frames, "--out", tmp_path / "set", "--hdu", "2")
+    assert result.returncode == 0, result.stderr
+    info = json.loads((tmp_path / "set" / "ccd_labels.json").read_text())
+    assert [row["source"] for row in info["frames"]] == ["run_0.fits[2]", "run_1.fits[2]"]
+    np.testing.assert_array_equal(read_image(tmp_path / "set" / "images" / "run_1_hdu2.tif"),
+                                  read_image(frames / "run_1.fits[2]"))
+    for bad, words in (("5", "has no image in unit 5"), ("-1", "not a FITS unit"), ("two", "not a FITS unit")):
+        refused = run_app("label-ccd", "--frames", frames, "--out", tmp_path / "set2", "--hdu", bad)
+        assert refused.returncode == 2 and words in refused.stderr and "Traceback" not in refused.stderr, bad
+        assert not (tmp_path / "set2").exists()
