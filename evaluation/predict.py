@@ -85,15 +85,18 @@ def _run_model(model, batch: np.ndarray) -> np.ndarray:
     return np.asarray(model.predict_on_batch(batch), dtype=np.float32)
 
 
-def _run_flipped(model, batch: np.ndarray) -> np.ndarray:
+def _run_flipped(model, batch: np.ndarray, *, mirrors_only: bool = False) -> np.ndarray:
     """The mean of the predictions of the tiles as they are and mirrored
     left-right, top-bottom and both, each mirrored back (test-time
     augmentation: measured on real EM photos with a model trained on
     synthetic ones, mean IoU +0.008 and instance F1 +0.03). Tile by tile,
-    so memory stays bounded."""
+    so memory stays bounded. ``mirrors_only``: the mean of the three
+    mirrored views alone (the tiles as they are were predicted before)."""
     n = len(batch)
-    views = np.concatenate([batch, batch[:, :, ::-1], batch[:, ::-1], batch[:, ::-1, ::-1]])
-    probs = _run_model(model, views)
+    mirrored = [batch[:, :, ::-1], batch[:, ::-1], batch[:, ::-1, ::-1]]
+    probs = _run_model(model, np.concatenate(mirrored if mirrors_only else [batch, *mirrored]))
+    if mirrors_only:
+        return (probs[:n, :, ::-1] + probs[n:2 * n, ::-1] + probs[2 * n:, ::-1, ::-1]) / np.float32(3)
     return (probs[:n] + probs[n:2 * n, :, ::-1] + probs[2 * n:3 * n, ::-1]
             + probs[3 * n:, ::-1, ::-1]) / np.float32(4)
 
@@ -101,12 +104,15 @@ def _run_flipped(model, batch: np.ndarray) -> np.ndarray:
 def iter_probability_bands(
     model, meta: dict, image: np.ndarray, *, tile: int | None = None, overlap: int | None = None,
     scale: float = 1.0, batch_size: int = DEFAULT_BATCH, progress=None, flips: bool = False,
+    mirrors_only: bool = False,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Class probabilities of ``image``, one horizontal band at a time.
 
     Yields ``(y0, band)`` with ``band`` float32 (rows, W, K) for rows
     ``y0 .. y0 + rows - 1`` of the original image, top to bottom, covering
-    every row once. Parameters as :func:`predict_probabilities`.
+    every row once. Parameters as :func:`predict_probabilities`;
+    ``mirrors_only``: of the photo mirrored three ways only (see ``known``
+    in :func:`predict_mask`).
     """
     image = np.asarray(image)
     if image.ndim not in (2, 3) or image.shape[0] < 1 or image.shape[1] < 1:
@@ -161,7 +167,10 @@ def iter_probability_bands(
         for i in range(0, len(xs), batch_size):
             chunk = range(i, min(i + batch_size, len(xs)))
             batch = np.stack([rows[:, col_idx[j]] for j in chunk])[..., None]
-            probs = _run_flipped(model, batch) if flips else _run_model(model, batch)
+            if flips or mirrors_only:
+                probs = _run_flipped(model, batch, mirrors_only=mirrors_only)
+            else:
+                probs = _run_model(model, batch)
             for j, p in zip(chunk, probs):
                 acc[:, xs[j]:xs[j] + tile_x] += p * weights
     if progress is not None:
@@ -223,7 +232,7 @@ def predict_probabilities(
 def predict_mask(
     model, meta: dict, image: np.ndarray, *, tile: int | None = None, overlap: int | None = None,
     scale: float = 1.0, batch_size: int = DEFAULT_BATCH, return_foreground: bool = False, progress=None,
-    flips: bool = False, threshold: float | None = None,
+    flips: bool = False, threshold: float | None = None, known: np.ndarray | None = None,
 ):
     """The class-index mask of a photo (uint8 H x W, 0 = background).
 
@@ -233,8 +242,16 @@ def predict_mask(
     background. Only these arrays are held in full, never H x W x K.
     ``threshold`` (two-class models only): a pixel is an object where its
     object probability reaches it, instead of where it is the likelier class.
+    ``known`` (two-class models only): the foreground of this photo
+    predicted before at the same ``scale`` and ``tile`` without flips. It
+    is not predicted again: with ``flips`` only the three mirrored views
+    are, and averaged with it (the mean of the four views, as without it).
     """
     image = np.asarray(image)
+    if known is not None:
+        return _from_known(model, meta, image, known, tile=tile, overlap=overlap, scale=scale,
+                           batch_size=batch_size, return_foreground=return_foreground, progress=progress,
+                           flips=flips, threshold=threshold)
     mask = np.empty(image.shape[:2], np.uint8)
     foreground = np.empty(image.shape[:2], np.float32) if return_foreground else None
     binary = threshold is not None and len(class_names(meta)) == 2
@@ -244,6 +261,21 @@ def predict_mask(
         mask[rows] = band[..., 1] >= threshold if binary else np.argmax(band, axis=-1)
         if foreground is not None:
             foreground[rows] = 1.0 - band[..., 0]
+    return (mask, foreground) if return_foreground else mask
+
+
+def _from_known(model, meta: dict, image: np.ndarray, known: np.ndarray, *, return_foreground: bool,
+                flips: bool, threshold: float | None, **bands):
+    if len(class_names(meta)) != 2 or known.shape != image.shape[:2]:
+        raise ValueError("a known foreground needs a two-class model and the photo's shape")
+    foreground = np.array(known, np.float32)
+    if flips:
+        for y0, band in iter_probability_bands(model, meta, image, mirrors_only=True, **bands):
+            rows = foreground[y0:y0 + band.shape[0]]
+            rows += np.float32(3) * (np.float32(1) - band[..., 0])
+            rows /= np.float32(4)
+    # two classes: the object class is the likelier one where its probability passes 1/2
+    mask = (foreground >= threshold if threshold is not None else foreground > 0.5).astype(np.uint8)
     return (mask, foreground) if return_foreground else mask
 
 

@@ -266,3 +266,38 @@ def test_object_threshold_for_two_class_models(loaded):
         assert mask.dtype == np.uint8 and set(np.unique(mask)) <= {0, 1}
         assert np.array_equal(mask, (fg >= threshold).astype(np.uint8))
     assert (predict_mask(model, meta, image, threshold=0.2) >= predict_mask(model, meta, image, threshold=0.8)).all()
+
+
+class _CountingModel:
+    """A model that counts the tiles it is asked to predict."""
+
+    def __init__(self, model):
+        self.model, self.tiles = model, 0
+
+    def predict_on_batch(self, batch):
+        self.tiles += len(batch)
+        return self.model.predict_on_batch(batch)
+
+
+@pytest.mark.parametrize("flips", [False, True])
+def test_a_known_foreground_is_not_predicted_again(loaded, flips):
+    """The scale check has predicted the photo at the chosen scale already:
+    the photo's own prediction reuses it (nothing predicted without flips,
+    the three mirrored views only with them) and gives the same result."""
+    model, meta = loaded
+    image = _photo(200, 180, seed=6)
+    _, known = predict_mask(model, meta, image, scale=1.3, tile=64, return_foreground=True)
+    counting = _CountingModel(model)
+    expected_mask, expected = predict_mask(counting, meta, image, scale=1.3, tile=64, flips=flips, threshold=0.5,
+                                           return_foreground=True)
+    full = counting.tiles
+    counting.tiles = 0
+    mask, foreground = predict_mask(counting, meta, image, scale=1.3, tile=64, flips=flips, threshold=0.5,
+                                    return_foreground=True, known=known)
+    assert counting.tiles == (full * 3 // 4 if flips else 0)
+    np.testing.assert_allclose(foreground, expected, atol=1e-5)
+    near_half = np.abs(expected - 0.5) < 1e-5
+    assert np.array_equal(mask[~near_half], expected_mask[~near_half])
+    assert np.array_equal(predict_mask(model, meta, image, known=known * 0 + 0.7), np.ones(image.shape, np.uint8))
+    with pytest.raises(ValueError):
+        predict_mask(model, _meta(3), image, known=known)

@@ -229,6 +229,29 @@ def test_automatic_scale_is_where_the_model_is_surest(trained):
     assert chosen == pytest.approx(expected)
 
 
+def test_the_chosen_scale_is_not_predicted_twice(trained, monkeypatch):
+    """The scale check predicted the photo at the scale it chose: the
+    photo's own prediction there reuses it, with the same mask."""
+    import evaluation.predict as predict
+    from evaluation.segment import segment_photo
+
+    model, meta = predict.load_model(trained / "model")
+    image, _ = render_particle_scene((192, 256), count=10, radius=(12, 20), seed=7)
+    real, calls = predict.predict_mask, []
+
+    def recording(model, meta, image, **kwargs):
+        calls.append((kwargs.get("scale"), kwargs.get("known") is not None, kwargs.get("flips", False)))
+        return real(model, meta, image, **kwargs)
+    monkeypatch.setattr(predict, "predict_mask", recording)
+    mask, chosen, foreground = segment_photo(model, meta, image, flips=True, threshold=0.5, return_foreground=True)
+    assert len(calls) > 2 and calls[-1] == (chosen, True, True)
+    assert [c for c in calls[:-1] if c[0] == chosen] == [(chosen, False, False)]  # predicted there once
+    expected_mask, expected = real(model, meta, image, scale=chosen, flips=True, threshold=0.5,
+                                   return_foreground=True)
+    np.testing.assert_allclose(foreground, expected, atol=1e-5)
+    assert (mask != expected_mask).sum() <= (np.abs(expected - 0.5) < 1e-5).sum()
+
+
 def test_a_particle_filling_half_the_photo_is_found_whole(trained):
     """Started at a scale where the particle is far larger than any the
     model was trained on (as when a first look measured specks of its
