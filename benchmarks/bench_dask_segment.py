@@ -10,7 +10,7 @@ and noisy: the ratios between runs made one after another here are the
 figures, not the absolute speeds.
 
     python benchmarks/bench_dask_segment.py [--photos 100] [--model DIR] [--workers 1,2] [--no-kill]
-                                           [--profiler]
+                                           [--profiler] [--no-mirrors]
 """
 
 from __future__ import annotations
@@ -115,11 +115,11 @@ def _load_only(task) -> None:
     worker_model(task)
 
 
-def kill_and_resume(model: Path, images: Path, out: Path, photos: int, workers: int) -> None:
+def kill_and_resume(model: Path, images: Path, out: Path, photos: int, workers: int, extra: list[str]) -> None:
     from evaluation.batch import RECORD, unfinished_folder
 
     command = [sys.executable, str(ROOT / "app.py"), "segment", "--model", str(model), "--images", str(images),
-               "--out", str(out), "--workers", str(workers)]
+               "--out", str(out), "--workers", str(workers), *extra]
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     into = unfinished_folder(out)
     while child.poll() is None and len(list(into.glob(f"*/{RECORD}"))) < photos // 2:
@@ -142,28 +142,33 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=ROOT / "checkpoints")
     parser.add_argument("--workers", default="1,2", help="cluster sizes to measure, comma-separated")
     parser.add_argument("--no-kill", action="store_true", help="leave out the kill-and-resume run")
+    parser.add_argument("--no-mirrors", action="store_true",
+                        help="as segment --no-mirrors: each photo predicted once, not also mirrored (the scale "
+                             "check is unchanged)")
     parser.add_argument("--profiler", action="store_true",
                         help="also a 1-worker run with Dask's statistical profiler of the workers switched on")
     args = parser.parse_args()
     from core.quiet_tf import import_tensorflow
 
     import_tensorflow()
-    from evaluation.segment import run_segment
+    from evaluation.segment import SegmentSettings, run_segment
 
     sizes = [int(w) for w in args.workers.split(",") if w.strip()]
+    settings = SegmentSettings(flips=not args.no_mirrors)
     with tempfile.TemporaryDirectory() as tmp:
         images = Path(tmp) / "photos"
         images.mkdir()
         for i in range(args.photos):
             image, _ = render_particle_scene((1024, 1024), count=60, radius=(10, 24), touching=0.2, seed=i)
             write_image(images / f"photo_{i:03d}.png", image)
-        run_segment(args.model, images / "photo_000.png", Path(tmp) / "warmup", progress=Progress())
+        run_segment(args.model, images / "photo_000.png", Path(tmp) / "warmup", settings=settings, progress=Progress())
         results = {}
-        results[0] = timed("in this process", lambda: run_segment(args.model, images, Path(tmp) / "out0"))
+        results[0] = timed("in this process", lambda: run_segment(args.model, images, Path(tmp) / "out0", settings=settings))
         for n in sizes:
             with PeakMemory() as memory:
                 results[n] = timed(f"local cluster, {n} worker(s)",
-                                   lambda n=n: run_segment(args.model, images, Path(tmp) / f"out{n}", workers=n))
+                                   lambda n=n: run_segment(args.model, images, Path(tmp) / f"out{n}",
+                                                                 settings=settings, workers=n))
             workers = sorted(memory.peaks.values(), reverse=True)[:n]
             print(f"  peak resident memory of the {n} largest child processes (the workers): "
                   + ", ".join(f"{mb:.0f} MB" for mb in workers), flush=True)
@@ -172,18 +177,21 @@ def main() -> None:
 
             evaluation.batch.WORKER_PROFILER = True
             results["1p"] = timed("local cluster, 1 worker, Dask's profiler on",
-                                  lambda: run_segment(args.model, images, Path(tmp) / "out1p", workers=1))
+                                  lambda: run_segment(args.model, images, Path(tmp) / "out1p",
+                                                         settings=settings, workers=1))
             evaluation.batch.WORKER_PROFILER = False
         started, loaded, closed = fixed_cost(args.model, images / "photo_000.png")
         print(f"a 1-worker cluster once per run: start {started:.1f} s, TensorFlow and the model in the worker "
               f"{loaded:.1f} s, close {closed:.1f} s", flush=True)
         merge = timed("the same run again, every photo done already (the check and the folder tables only)",
-                      lambda: run_segment(args.model, images, Path(tmp) / "out0"))
+                      lambda: run_segment(args.model, images, Path(tmp) / "out0", settings=settings))
         overhead = scheduling_overhead()
         if not args.no_kill:
-            kill_and_resume(args.model, images, Path(tmp) / "killed", args.photos, max(sizes))
+            kill_and_resume(args.model, images, Path(tmp) / "killed", args.photos, max(sizes),
+                            ["--no-mirrors"] if args.no_mirrors else [])
     rate = {n: 60 * args.photos / s for n, s in results.items()}
-    print(f"\n{args.photos} photos of 1024x1024, model {args.model.name}:")
+    print(f"\n{args.photos} photos of 1024x1024, model {args.model.name}"
+          + (", each predicted once (--no-mirrors)" if args.no_mirrors else "") + ":")
     print(f"  in this process: {rate[0]:.1f} photos/min")
     for n in sizes:
         print(f"  {n} worker(s): {rate[n]:.1f} photos/min ({rate[n] / rate[0]:.2f} x in-process"

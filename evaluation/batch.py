@@ -260,6 +260,16 @@ def _as_done(futures: list, progress: Progress, poll_s: float = 0.1):
             yield future
 
 
+def _lost_photo(name: str, exc: Exception) -> str:
+    """What to tell the user of a photo whose result never came back from a worker."""
+    from distributed import KilledWorker
+
+    if isinstance(exc, KilledWorker):
+        return (f"{name}: the worker process segmenting it stopped, on every try (out of memory, or "
+                "killed); the other photos were done")
+    return f"{name}: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
+
+
 def run_on_cluster(tasks: list[PhotoTask], work, progress: Progress, total: int, done_before: int, *,
                    workers: int = 0, scheduler: str | None = None):
     """Yield ``work(task)`` for each task as workers finish them (any order), on a
@@ -301,10 +311,14 @@ def run_on_cluster(tasks: list[PhotoTask], work, progress: Progress, total: int,
     try:
         count = len(client.scheduler_info().get("workers", {})) or workers
         where = f"at {scheduler}" if scheduler else "on this computer"
-        progress.log(f"Segmenting {len(tasks)} photos on {count} Dask worker processes {where}")
+        if count:
+            progress.log(f"Segmenting {len(tasks)} photos on {count} Dask worker processes {where}")
+        else:
+            progress.log(f"Segmenting {len(tasks)} photos on the Dask cluster {where}: no worker has joined it "
+                         "yet, the photos wait for one")
         futures = [client.submit(work, task, key=f"segment-{task.key}", pure=False) for task in tasks]
         done = done_before
-        progress.update(done, total, f"segmenting on {count} workers")
+        progress.update(done, total, f"segmenting on {count or 'the'} workers")
         for future in _as_done(futures, progress):
             if future is None:  # cancelled: no more photos handed out, those under way abandoned
                 client.cancel(futures)
@@ -314,10 +328,9 @@ def run_on_cluster(tasks: list[PhotoTask], work, progress: Progress, total: int,
             except Exception as exc:  # a worker died (out of memory, killed) on this photo
                 task = tasks[futures.index(future)]
                 report = {"stem": task.stem, "name": Path(task.path).name, "objects": 0, "scale": None,
-                          "log": [], "unreadable": None,
-                          "error": f"{Path(task.path).name}: {type(exc).__name__}: {exc}"}
+                          "log": [], "unreadable": None, "error": _lost_photo(Path(task.path).name, exc)}
             done += 1
-            progress.update(done, total, f"segmenting on {count} workers: {done} of {total} photos done")
+            progress.update(done, total, f"segmenting on {count or 'the'} workers: {done} of {total} photos done")
             yield report
     finally:
         with contextlib.suppress(Exception):

@@ -75,3 +75,15 @@ def tree_digest(folder) -> dict:
     folder = Path(folder)
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def segment_or_die(task):
+    """Segment a photo as a worker does, except that the worker process
+    dies on the photo b2 (as one killed for lack of memory would)."""
+    import os
+
+    if task.stem == "b2":
+        os._exit(1)
+    from evaluation.segment import segment_one
+
+    return segment_one(task)

@@ -179,3 +179,61 @@ def test_workers_and_scheduler_are_checked(batch, tmp_path, capsys):
     assert "not both" in one_line("--workers", "2", "--scheduler", "tcp://127.0.0.1:1")
     assert "--workers" in one_line("--workers", "-1")
     assert "Cannot reach the Dask scheduler at tcp://127.0.0.1:9" in one_line("--scheduler", "tcp://127.0.0.1:9")
+
+
+def test_a_photo_whose_worker_dies_is_reported_and_the_others_are_kept(batch, tmp_path, monkeypatch):
+    import dask
+
+    import evaluation.segment as segment_module
+    from core.progress import Progress
+    from helpers import segment_or_die
+
+    model, photos, reference = batch
+    monkeypatch.setattr(segment_module, "segment_one", segment_or_die)
+    log = Progress()
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):  # tried twice, not four times
+        result = run_segment(model, photos, tmp_path / "out", progress=log, workers=2)
+    assert result.failed == ["b2.png"] and result.photos == PHOTOS - 1
+    text = "\n".join(log.lines)
+    assert "b2.png: the worker process segmenting it stopped, on every try" in text, text
+    out = tmp_path / "out"
+    done, expected = digest(out, hidden=False), digest(reference, hidden=False)
+    for i in set(range(PHOTOS)) - {2}:
+        mine = {name: value for name, value in expected.items() if name.startswith(f"b{i}_")}
+        assert mine and all(done.get(name) == value for name, value in mine.items())
+    assert not any(name.startswith("b2_") for name in done)
+    assert json.loads((out / "segment.json").read_text())["skipped"] == ["b2.png"]
+
+
+def test_segment_on_a_dask_cluster_started_by_the_user(batch, tmp_path):
+    """A scheduler and a worker started with Dask's own commands, as on a
+    cluster: `segment --scheduler` gives the folder of the one-process run."""
+    model, photos, reference = batch
+    dask = Path(sys.executable).with_name("dask")
+    address_file = tmp_path / "scheduler.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # the application importable on the worker
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": env, "cwd": tmp_path}
+    scheduler = subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                                  "--scheduler-file", address_file], **quiet)
+    worker = None
+    try:
+        deadline = time.monotonic() + 60
+        while not address_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        address = json.loads(address_file.read_text())["address"]
+        worker = subprocess.Popen([dask, "worker", "--scheduler-file", address_file, "--nthreads", "1",
+                                   "--nworkers", "1", "--no-dashboard", "--host", "127.0.0.1"], **quiet)
+        done = run_app("segment", "--model", model, "--images", photos, "--out", tmp_path / "out",
+                       "--scheduler", address)
+    finally:
+        for process in (worker, scheduler):
+            if process is not None:
+                process.terminate()
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+    assert done.returncode == 0, done.stderr
+    assert f"at {address}" in done.stderr
+    assert segmented_lines(done.stderr) == PHOTOS
+    assert digest(tmp_path / "out") == digest(reference)

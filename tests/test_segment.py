@@ -98,6 +98,12 @@ def test_segment_cli(trained, tmp_path):
     assert ok.returncode == 0, ok.stderr
     assert "Segmented 2 photo(s)" in ok.stdout
     assert "oneDNN" not in ok.stderr and "Traceback" not in ok.stderr
+    assert json.loads((tmp_path / "o" / "segment.json").read_text())["settings"]["flips"] is True
+    quick = run_app("segment", "--model", trained / "model", "--images", trained / "photos", "--out", tmp_path / "o",
+                    "--no-mirrors")
+    assert quick.returncode == 0, quick.stderr
+    assert json.loads((tmp_path / "o" / "segment.json").read_text())["settings"]["flips"] is False
+    assert "2 of 2 photo(s) done before" not in quick.stderr  # another setting: both photos segmented again
     bad = run_app("segment", "--model", tmp_path, "--images", trained / "photos", "--out", tmp_path / "o2")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
 
