@@ -10,7 +10,7 @@ and noisy: the ratios between runs made one after another here are the
 figures, not the absolute speeds.
 
     python benchmarks/bench_dask_segment.py [--photos 100] [--model DIR] [--workers 1,2] [--no-kill]
-                                           [--profiler] [--no-mirrors]
+                                           [--profiler] [--no-mirrors] [--scale F]
 """
 
 from __future__ import annotations
@@ -145,6 +145,8 @@ def main() -> None:
     parser.add_argument("--no-mirrors", action="store_true",
                         help="as segment --no-mirrors: each photo predicted once, not also mirrored (the scale "
                              "check is unchanged)")
+    parser.add_argument("--scale", type=float, default=0.0,
+                        help="as segment --scale: every photo at this scale, no scale check (default 0: checked)")
     parser.add_argument("--profiler", action="store_true",
                         help="also a 1-worker run with Dask's statistical profiler of the workers switched on")
     args = parser.parse_args()
@@ -154,7 +156,7 @@ def main() -> None:
     from evaluation.segment import SegmentSettings, run_segment
 
     sizes = [int(w) for w in args.workers.split(",") if w.strip()]
-    settings = SegmentSettings(flips=not args.no_mirrors)
+    settings = SegmentSettings(flips=not args.no_mirrors, scale=args.scale)
     with tempfile.TemporaryDirectory() as tmp:
         images = Path(tmp) / "photos"
         images.mkdir()
@@ -188,10 +190,11 @@ def main() -> None:
         overhead = scheduling_overhead()
         if not args.no_kill:
             kill_and_resume(args.model, images, Path(tmp) / "killed", args.photos, max(sizes),
-                            ["--no-mirrors"] if args.no_mirrors else [])
+                            (["--no-mirrors"] if args.no_mirrors else []) + ["--scale", str(args.scale)])
     rate = {n: 60 * args.photos / s for n, s in results.items()}
     print(f"\n{args.photos} photos of 1024x1024, model {args.model.name}"
-          + (", each predicted once (--no-mirrors)" if args.no_mirrors else "") + ":")
+          + (", each predicted once (--no-mirrors)" if args.no_mirrors else "")
+          + (f", at scale {args.scale:g}" if args.scale else "") + ":")
     print(f"  in this process: {rate[0]:.1f} photos/min")
     for n in sizes:
         print(f"  {n} worker(s): {rate[n]:.1f} photos/min ({rate[n] / rate[0]:.2f} x in-process"
