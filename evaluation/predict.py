@@ -246,6 +246,8 @@ def predict_mask(
     predicted before at the same ``scale`` and ``tile`` without flips. It
     is not predicted again: with ``flips`` only the three mirrored views
     are, and averaged with it (the mean of the four views, as without it).
+    A float32 ``known`` becomes the returned foreground (it is changed in
+    place, so that a very large photo's probabilities are not held twice).
     """
     image = np.asarray(image)
     if known is not None:
@@ -268,7 +270,7 @@ def _from_known(model, meta: dict, image: np.ndarray, known: np.ndarray, *, retu
                 flips: bool, threshold: float | None, **bands):
     if len(class_names(meta)) != 2 or known.shape != image.shape[:2]:
         raise ValueError("a known foreground needs a two-class model and the photo's shape")
-    foreground = np.array(known, np.float32)
+    foreground = np.asarray(known, np.float32)
     if flips:
         for y0, band in iter_probability_bands(model, meta, image, mirrors_only=True, **bands):
             rows = foreground[y0:y0 + band.shape[0]]

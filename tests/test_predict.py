@@ -293,7 +293,7 @@ def test_a_known_foreground_is_not_predicted_again(loaded, flips):
     full = counting.tiles
     counting.tiles = 0
     mask, foreground = predict_mask(counting, meta, image, scale=1.3, tile=64, flips=flips, threshold=0.5,
-                                    return_foreground=True, known=known)
+                                    return_foreground=True, known=known.copy())
     assert counting.tiles == (full * 3 // 4 if flips else 0)
     np.testing.assert_allclose(foreground, expected, atol=1e-5)
     near_half = np.abs(expected - 0.5) < 1e-5
