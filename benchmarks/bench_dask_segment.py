@@ -163,14 +163,16 @@ def main() -> None:
         for i in range(args.photos):
             image, _ = render_particle_scene((1024, 1024), count=60, radius=(10, 24), touching=0.2, seed=i)
             write_image(images / f"photo_{i:03d}.png", image)
-        run_segment(args.model, images / "photo_000.png", Path(tmp) / "warmup", settings=settings, progress=Progress())
+
+        def segment(out: str, photos: Path = images, **kwargs):
+            return run_segment(args.model, photos, Path(tmp) / out, settings=settings, **kwargs)
+
+        segment("warmup", images / "photo_000.png", progress=Progress())
         results = {}
-        results[0] = timed("in this process", lambda: run_segment(args.model, images, Path(tmp) / "out0", settings=settings))
+        results[0] = timed("in this process", lambda: segment("out0"))
         for n in sizes:
             with PeakMemory() as memory:
-                results[n] = timed(f"local cluster, {n} worker(s)",
-                                   lambda n=n: run_segment(args.model, images, Path(tmp) / f"out{n}",
-                                                                 settings=settings, workers=n))
+                results[n] = timed(f"local cluster, {n} worker(s)", lambda n=n: segment(f"out{n}", workers=n))
             workers = sorted(memory.peaks.values(), reverse=True)[:n]
             print(f"  peak resident memory of the {n} largest child processes (the workers): "
                   + ", ".join(f"{mb:.0f} MB" for mb in workers), flush=True)
@@ -179,14 +181,13 @@ def main() -> None:
 
             evaluation.batch.WORKER_PROFILER = True
             results["1p"] = timed("local cluster, 1 worker, Dask's profiler on",
-                                  lambda: run_segment(args.model, images, Path(tmp) / "out1p",
-                                                         settings=settings, workers=1))
+                                  lambda: segment("out1p", workers=1))
             evaluation.batch.WORKER_PROFILER = False
         started, loaded, closed = fixed_cost(args.model, images / "photo_000.png")
         print(f"a 1-worker cluster once per run: start {started:.1f} s, TensorFlow and the model in the worker "
               f"{loaded:.1f} s, close {closed:.1f} s", flush=True)
         merge = timed("the same run again, every photo done already (the check and the folder tables only)",
-                      lambda: run_segment(args.model, images, Path(tmp) / "out0", settings=settings))
+                      lambda: segment("out0"))
         overhead = scheduling_overhead()
         if not args.no_kill:
             kill_and_resume(args.model, images, Path(tmp) / "killed", args.photos, max(sizes),
