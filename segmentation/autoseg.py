@@ -202,12 +202,16 @@ def _objects(gray: np.ndarray, annotations: np.ndarray, polarity: str, min_area:
         if is_annotation_like(comp, box, (h, w)):
             mask[sl][comp] = False
             annotations[sl] |= ndi.binary_fill_holes(comp)
-    mask = ndi.binary_fill_holes(mask)
     radius = max(1, int(round(min(h, w) / 256)))
+    # The background seen through the objects: small holes where packed
+    # particles meet, which filling the holes (for hollow or rim-lit
+    # particles) would otherwise hide from the splitter.
+    unfilled = ndi.binary_opening(mask, structure=_disk(radius))
+    mask = ndi.binary_fill_holes(mask)
     mask = ndi.binary_opening(mask, structure=_disk(radius))
     mask = _remove_small(mask, min_area)
     mask &= ~annotations
-    labels = split_touching(mask, min_size=min_area)
+    labels = split_touching(mask, min_size=min_area, gaps=mask & ~unfilled)
     scores = score_objects(labels, fg.smoothed, fg.polarity, fg.polarity_margin)
     return _Reading(fg, mask, labels, scores, annotations)
 

@@ -34,6 +34,7 @@ def split_touching(
     min_size: int | None = None,
     neck_ratio: float = 0.75,
     min_fragment: float = 0.15,
+    gaps: np.ndarray | None = None,
 ) -> np.ndarray:
     """Label the objects of a binary mask, splitting touching objects.
 
@@ -60,6 +61,14 @@ def split_touching(
         Pieces of a split blob smaller than this fraction of the typical
         object area are merged into the neighbour they share the widest
         neck with, instead of being counted as objects of their own.
+    gaps : (H, W) bool array, optional
+        Pixels of the mask where the background may show through: the holes
+        that were filled and the thin bridges an opening removed. Particles
+        packed edge to edge touch along wide fronts with no neck in the
+        filled mask, but leave small gaps where three of them meet; each
+        object is therefore also split with the gaps as background (gap
+        pixels then go to the nearest piece), and that split is kept where
+        it is believable (see :func:`_split_at_gaps`).
 
     Returns
     -------
@@ -87,6 +96,9 @@ def split_touching(
         labels = components
     else:
         labels = _split_components(mask, components, n_components, neck_ratio, min_fragment)
+        if gaps is not None:
+            labels = _split_at_gaps(mask, components, labels, np.asarray(gaps, bool) & mask,
+                                    neck_ratio, min_fragment)
     return _drop_small(labels, min_size)
 
 
@@ -268,6 +280,84 @@ def _split_components(
         target[own] = pieces[own] + next_label
         next_label += int(pieces.max()) + 1
     return out
+
+
+# An object is split at its gaps only where they cover at most this share of
+# it: equal discs touching in the loosest packing (a square grid) leave
+# 1 - pi/4 = 21 % between them, a hexagonal packing 9 %. A larger share is a
+# mesh around its holes (or the background read as the objects), not
+# touching particles.
+MAX_GAP_SHARE = 0.2
+# Objects at least this compact (area / convex hull area) and not cut by
+# the gaps are taken as single particles: their typical area is the size
+# pieces split at gaps must reach.
+COMPACT = 0.9
+# The pieces of an object split at its gaps must be, by their median area, at
+# least this share of the photo's typical single particle: the pinholes of a
+# textured particle would otherwise cut it into small chunks. On the EMPS
+# development photos any share from 0.35 to 0.7 gives instance F1 0.791-0.793
+# (0.791 with no such floor, precision 0.808 against 0.835 with it).
+MIN_PIECE_SHARE = 0.5
+
+
+def _split_at_gaps(mask: np.ndarray, components: np.ndarray, labels: np.ndarray, gaps: np.ndarray,
+                   neck_ratio: float, min_fragment: float) -> np.ndarray:
+    """``labels`` with the objects cut where the gaps in them say so.
+
+    The mask without its gaps is split as usual and every gap pixel given
+    to the nearest piece. An object (a connected component of the mask)
+    takes that split instead of its own when the split has more pieces, the
+    gaps cover at most ``MAX_GAP_SHARE`` of the object, the pieces are more
+    compact than the object's own pieces (area-weighted solidity) and their
+    median area is at least ``MIN_PIECE_SHARE`` of the photo's typical
+    single particle (compact, and whole in both splits; with none in the
+    photo, nothing is split at gaps).
+    """
+    from skimage.measure import regionprops
+
+    if not gaps.any():
+        return labels
+    pieces = split_touching(mask & ~gaps, neck_ratio=neck_ratio, min_fragment=min_fragment)
+    if not pieces.any():
+        return labels
+    pieces = watershed(np.zeros(mask.shape, np.uint8), pieces, mask=mask, connectivity=2)
+    # Single particles by both readings: compact, and not cut by the gaps.
+    inside = mask & (labels > 0)
+    pairs = np.unique(labels[inside].astype(np.int64) * (int(pieces.max()) + 1) + pieces[inside])
+    cuts = np.bincount(pairs // (int(pieces.max()) + 1), minlength=int(labels.max()) + 1)
+    compact = np.array([p.area for p in regionprops(labels) if p.solidity >= COMPACT and cuts[p.label] == 1],
+                       float)
+    if compact.size == 0:
+        return labels
+    least = MIN_PIECE_SHARE * typical_area(compact)
+    out = labels.copy()
+    next_label = int(labels.max()) + 1
+    for k, box in enumerate(ndi.find_objects(components), start=1):
+        if box is None:
+            continue
+        own = components[box] == k
+        theirs = np.where(own, pieces[box], 0)
+        ids, areas = np.unique(theirs[own], return_counts=True)
+        if ids[0] == 0 or ids.size <= np.unique(labels[box][own]).size:
+            continue
+        if gaps[box][own].sum() > MAX_GAP_SHARE * areas.sum() or np.median(areas) < least:
+            continue
+        if _solidity(theirs) <= _solidity(np.where(own, labels[box], 0)):
+            continue
+        lut = np.zeros(int(ids.max()) + 1, np.int32)
+        lut[ids] = np.arange(next_label, next_label + ids.size, dtype=np.int32)
+        out[box][own] = lut[theirs[own]]
+        next_label += ids.size
+    return out
+
+
+def _solidity(labels: np.ndarray) -> float:
+    """Area-weighted solidity of the labelled objects."""
+    from skimage.measure import regionprops
+
+    props = regionprops(labels)
+    area = sum(p.area for p in props)
+    return sum(p.solidity * p.area for p in props) / area if area else 0.0
 
 
 class _Pieces:

@@ -42,3 +42,17 @@ def test_a_clear_border_is_not_second_guessed(monkeypatch):
     found = autoseg.find_objects(image)
     assert found.polarity_margin >= autoseg.SECOND_LOOK_MARGIN and looks == []
     assert foreground_iou_dice(found.foreground, truth)[0] > 0.75
+
+
+@pytest.mark.parametrize("stem", ["e3a800b533", "a59bcf3f13"])
+def test_packed_particles_are_counted_one_by_one(stem):
+    """Chains and packings of particles touching along wide fronts: filling
+    the small gaps where three of them meet left no neck for the splitter,
+    and each cluster was one object (instance F1 0.14 and 0.27)."""
+    from evaluation.metrics import instance_matching
+    from segmentation.autoseg import find_objects
+
+    image, truth = read_image(EMPS / "images" / f"{stem}.png"), read_image(EMPS / "masks" / f"{stem}.png")
+    found = find_objects(image)
+    match = instance_matching(found.labels, truth, 0.5, pred_are_labels=True)
+    assert 2 * match.tp / (2 * match.tp + match.fp + match.fn) > 0.8

@@ -168,3 +168,64 @@ def test_touches_border_lists_cut_objects():
     labels[10:20, 0:3] = 4  # left edge
     assert touches_border(labels).tolist() == [1, 3, 4]
     assert touches_border(np.zeros((5, 5), np.int32)).size == 0
+
+
+def hexagonal_packing(shape, centre, radius, spacing):
+    """Seven discs packed edge to edge (one in the middle, six around)."""
+    cy, cx = centre
+    centres = [(cy, cx)] + [(cy + spacing * np.sin(a), cx + spacing * np.cos(a))
+                            for a in np.deg2rad(np.arange(0, 360, 60))]
+    return discs(shape, centres, radius), [(round(y), round(x)) for y, x in centres]
+
+
+def packing_photo():
+    """A packing of seven discs overlapping a little (their fronts touch
+    with no neck once the holes between them are filled) beside four single
+    particles of the same size: the mask with its gaps and the filled mask."""
+    from scipy import ndimage as ndi
+
+    mask, centres = hexagonal_packing((160, 260), (80, 80), 14, 26.5)
+    singles = [(30, 200), (80, 200), (130, 200), (130, 150)]
+    mask |= discs(mask.shape, singles, 14)
+    filled = ndi.binary_fill_holes(mask)
+    return mask, filled, centres, singles
+
+
+def test_packed_particles_are_split_at_the_gaps_where_they_meet():
+    mask, filled, centres, singles = packing_photo()
+    assert (filled & ~mask).sum() > 0  # small gaps where three discs meet
+    without = split_touching(filled)
+    assert len({without[c] for c in centres}) < 7  # the filled packing has no necks inside
+    labels = split_touching(filled, gaps=filled & ~mask)
+    assert len({labels[c] for c in centres}) == 7
+    assert labels.max() == 7 + len(singles)
+    assert np.array_equal(labels > 0, filled)  # the gaps go to the pieces: nothing lost
+
+
+def test_pinholes_in_a_textured_particle_do_not_cut_it():
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(3)
+    mask = discs((200, 300), [(100, 80), (60, 220), (150, 220)], 45)
+    particle = discs(mask.shape, [(100, 80)], 45)
+    holes = np.zeros(mask.shape, bool)
+    for _ in range(25):
+        y, x = rng.integers(65, 135), rng.integers(45, 115)
+        holes |= discs(mask.shape, [(y, x)], 2) & particle
+    assert (holes & particle).sum() > 0.03 * particle.sum()
+    labels = split_touching(mask, gaps=holes & ~ndi.binary_erosion(particle, iterations=4))
+    assert labels.max() == 3
+    assert np.unique(labels[particle]).size == 1
+
+
+def test_a_mesh_around_large_holes_is_not_split_at_them():
+    """A ring of particles around a hole as large as several of them: the
+    hole is background enclosed by the ring, not a gap between particles."""
+    from scipy import ndimage as ndi
+
+    angles = np.deg2rad(np.arange(0, 360, 30))
+    ring = discs((200, 200), [(100 + 50 * np.sin(a), 100 + 50 * np.cos(a)) for a in angles], 15)
+    filled = ndi.binary_fill_holes(ring)
+    gaps = filled & ~ring
+    assert gaps.sum() > 0.2 * filled.sum()
+    assert np.array_equal(split_touching(filled, gaps=gaps), split_touching(filled))
