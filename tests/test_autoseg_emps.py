@@ -56,3 +56,23 @@ def test_packed_particles_are_counted_one_by_one(stem):
     found = find_objects(image)
     match = instance_matching(found.labels, truth, 0.5, pred_are_labels=True)
     assert 2 * match.tp / (2 * match.tp + match.fp + match.fn) > 0.8
+
+
+def test_the_autoseg_command_counts_a_packing_of_particles(tmp_path):
+    """The way a user goes: the command on a folder holding a photo of
+    chains of touching particles; the objects file it writes counts them."""
+    import shutil
+
+    from evaluation.metrics import instance_matching
+    from helpers import run_app
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(EMPS / "images" / "e3a800b533.png", photos)
+    result = run_app("autoseg", "--images", photos, "--workdir", tmp_path / "wd")
+    assert result.returncode == 0, result.stderr
+    labels = read_image(tmp_path / "wd" / "autoseg" / "e3a800b533_labels.tif")
+    truth = read_image(EMPS / "masks" / "e3a800b533.png")
+    match = instance_matching(labels, truth, 0.5, pred_are_labels=True)
+    assert match.tp >= 0.85 * truth.max()  # 15 of 167 when packed particles were one object
+    assert read_image(photos / "e3a800b533.png").tobytes() == read_image(EMPS / "images" / "e3a800b533.png").tobytes()
