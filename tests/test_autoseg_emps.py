@@ -58,6 +58,7 @@ def test_packed_particles_are_counted_one_by_one(stem):
     assert 2 * match.tp / (2 * match.tp + match.fp + match.fn) > 0.8
 
 
+@pytest.mark.slow  # a child process that loads the application
 def test_the_autoseg_command_counts_a_packing_of_particles(tmp_path):
     """The way a user goes: the command on a folder holding a photo of
     chains of touching particles; the objects file it writes counts them."""
