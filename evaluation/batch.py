@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
 import uuid
@@ -300,8 +301,13 @@ def run_on_cluster(tasks: list[PhotoTask], work, progress: Progress, total: int,
             threads = cluster_threads(workers)
             with dask.config.set({"distributed.worker.profile.enabled": WORKER_PROFILER,
                                   "distributed.nanny.pre-spawn-environ": worker_environment(threads)}):
+                # Dask's own log lines stay out of the user's terminal, errors
+                # included: a worker that misses the scheduler's last heartbeat
+                # as the cluster closes logs a traceback there. What goes wrong
+                # with a photo comes back through its future and is reported
+                # in one line.
                 cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                       host="127.0.0.1", dashboard_address=None, silence_logs=40)
+                                       host="127.0.0.1", dashboard_address=None, silence_logs=logging.CRITICAL)
             client = Client(cluster)
             tasks = [PhotoTask(**{**asdict(t), "threads": threads}) for t in tasks]
     except (OSError, ValueError) as exc:
