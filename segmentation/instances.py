@@ -321,17 +321,7 @@ def _split_at_gaps(mask: np.ndarray, components: np.ndarray, labels: np.ndarray,
     if not pieces.any():
         return labels
     pieces = watershed(np.zeros(mask.shape, np.uint8), pieces, mask=mask, connectivity=2)
-    # Single particles by both readings: compact, and not cut by the gaps.
-    inside = mask & (labels > 0)
-    pairs = np.unique(labels[inside].astype(np.int64) * (int(pieces.max()) + 1) + pieces[inside])
-    cuts = np.bincount(pairs // (int(pieces.max()) + 1), minlength=int(labels.max()) + 1)
-    compact = np.array([p.area for p in regionprops(labels) if p.solidity >= COMPACT and cuts[p.label] == 1],
-                       float)
-    if compact.size == 0:
-        return labels
-    least = MIN_PIECE_SHARE * typical_area(compact)
-    out = labels.copy()
-    next_label = int(labels.max()) + 1
+    proposed = []
     for k, box in enumerate(ndi.find_objects(components), start=1):
         if box is None:
             continue
@@ -340,9 +330,26 @@ def _split_at_gaps(mask: np.ndarray, components: np.ndarray, labels: np.ndarray,
         ids, areas = np.unique(theirs[own], return_counts=True)
         if ids[0] == 0 or ids.size <= np.unique(labels[box][own]).size:
             continue
-        if gaps[box][own].sum() > MAX_GAP_SHARE * areas.sum() or np.median(areas) < least:
+        if gaps[box][own].sum() > MAX_GAP_SHARE * areas.sum():
             continue
-        if _solidity(theirs) <= _solidity(np.where(own, labels[box], 0)):
+        if _solidity(theirs) > _solidity(np.where(own, labels[box], 0)):
+            proposed.append((box, own, theirs, ids, np.median(areas)))
+    if not proposed:
+        return labels
+    # Single particles by both readings: compact, and not cut by the gaps.
+    inside = mask & (labels > 0)
+    step = int(pieces.max()) + 1
+    pairs = np.unique(labels[inside].astype(np.int64) * step + pieces[inside])
+    cuts = np.bincount(pairs // step, minlength=int(labels.max()) + 1)
+    compact = np.array([p.area for p in regionprops(labels) if p.solidity >= COMPACT and cuts[p.label] == 1],
+                       float)
+    if compact.size == 0:
+        return labels
+    least = MIN_PIECE_SHARE * typical_area(compact)
+    out = labels.copy()
+    next_label = int(labels.max()) + 1
+    for box, own, theirs, ids, median in proposed:
+        if median < least:
             continue
         lut = np.zeros(int(ids.max()) + 1, np.int32)
         lut[ids] = np.arange(next_label, next_label + ids.size, dtype=np.int32)

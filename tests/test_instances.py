@@ -203,19 +203,39 @@ def test_packed_particles_are_split_at_the_gaps_where_they_meet():
 
 
 def test_pinholes_in_a_textured_particle_do_not_cut_it():
-    from scipy import ndimage as ndi
-
     rng = np.random.default_rng(3)
     mask = discs((200, 300), [(100, 80), (60, 220), (150, 220)], 45)
     particle = discs(mask.shape, [(100, 80)], 45)
     holes = np.zeros(mask.shape, bool)
-    for _ in range(25):
-        y, x = rng.integers(65, 135), rng.integers(45, 115)
+    for _ in range(40):
+        y, x = rng.integers(60, 140), rng.integers(40, 120)
         holes |= discs(mask.shape, [(y, x)], 2) & particle
-    assert (holes & particle).sum() > 0.03 * particle.sum()
-    labels = split_touching(mask, gaps=holes & ~ndi.binary_erosion(particle, iterations=4))
+    assert holes.sum() > 0.04 * particle.sum()
+    assert np.unique(split_touching(mask & ~holes)[particle & ~holes]).size > 2  # the pits cut it apart
+    labels = split_touching(mask, gaps=holes)
     assert labels.max() == 3
     assert np.unique(labels[particle]).size == 1
+
+
+def test_pieces_far_smaller_than_the_photos_single_particles_are_not_split_off():
+    """The floor on the pieces' size: a cluster whose gaps would cut it into
+    pieces a third of the size of every single particle in the photo stays
+    whole (pits in a textured particle cut it into such chunks)."""
+    from scipy import ndimage as ndi
+
+    import segmentation.instances as instances
+
+    mask, centres = hexagonal_packing((160, 300), (80, 80), 14, 26.5)
+    mask |= discs(mask.shape, [(40, 200), (120, 200), (40, 260), (120, 260)], 25)
+    filled = ndi.binary_fill_holes(mask)
+    labels = split_touching(filled, gaps=filled & ~mask)
+    assert len({labels[c] for c in centres}) == 1 and labels.max() == 5
+    floor = instances.MIN_PIECE_SHARE
+    try:
+        instances.MIN_PIECE_SHARE = 0.0  # without the floor the same gaps split it
+        assert len({split_touching(filled, gaps=filled & ~mask)[c] for c in centres}) == 7
+    finally:
+        instances.MIN_PIECE_SHARE = floor
 
 
 def test_a_mesh_around_large_holes_is_not_split_at_them():
