@@ -8,6 +8,11 @@ foreground IoU and Dice (per photo, then averaged) and instance F1 at IoU
 0.5 (pooled over photos), with the elapsed time.
 
     python benchmarks/bench_label_free.py [--set dev|val | --images DIR --masks DIR] [--rounds N] [--work DIR]
+                                          [--csv FILE]
+
+With ``--csv`` each step's per-photo figures and failure classes (see
+:mod:`evaluation.failures`) are written to one file, a ``step`` column
+naming the step, and each step's class counts are printed.
 
 Instance F1 is scored on each step's objects (``_labels.tif``: touching
 objects split apart), or on the connected components of the mask where a
@@ -26,12 +31,14 @@ import numpy as np
 from common import emps_set, require, spread
 from core.imageio import read_image
 from core.progress import TerminalProgress
+from evaluation.failures import analyse_photo, summarise
 from evaluation.metrics import foreground_iou_dice, instance_matching, pool_matches
 
 
 def score(pred_dir: Path, masks: Path, pattern: str) -> dict:
-    """Scores of ``pred_dir/<stem><pattern>`` against ``masks/<stem>.png``."""
-    ious, dices, matches, names = [], [], [], []
+    """Scores of ``pred_dir/<stem><pattern>`` against ``masks/<stem>.png``,
+    with each photo's failure analysis under ``"photos"``."""
+    ious, dices, matches, names, analysed = [], [], [], [], {}
     for truth_path in sorted(masks.glob("*.png")):
         pred_path = pred_dir / f"{truth_path.stem}{pattern}"
         if not pred_path.exists():
@@ -46,10 +53,31 @@ def score(pred_dir: Path, masks: Path, pattern: str) -> dict:
             dices.append(dice)
             names.append(truth_path.name)
         matches.append(instance_matching(instances, truth, 0.5, pred_are_labels=labels_path.exists()))
+        analysed[truth_path.name] = analyse_photo(instances, truth, pred_are_labels=labels_path.exists())
     pooled = pool_matches(matches)
     return {"photos": len(matches), "iou": float(np.mean(ious)), "dice": float(np.mean(dices)),
             "f1": pooled.f1, "precision": pooled.precision, "recall": pooled.recall,
-            "spread": spread(ious, names)}
+            "spread": spread(ious, names), "analysed": analysed}
+
+
+class PerPhoto:
+    """Collects each step's per-photo rows into one CSV file (``None``: no file)."""
+
+    def __init__(self, path: Path | None):
+        self.path, self.rows = path, []
+
+    def add(self, step: str, s: dict) -> str:
+        summary = summarise(s["analysed"])
+        self.rows += [{"step": step, "photo": n, **r.as_row()} for n, r in sorted(s["analysed"].items())]
+        if self.path is not None:
+            import csv
+
+            with open(self.path, "w", newline="", encoding="utf-8") as fh:
+                writer = csv.DictWriter(fh, fieldnames=list(self.rows[0]))
+                writer.writeheader()
+                writer.writerows(self.rows)
+        return (f"{'':<28} photo classes: " + ", ".join(f"{k} {v}" for k, v in summary["classes"].items())
+                + f"\n{'':<28} objects lost: " + ", ".join(f"{k} {v}" for k, v in summary["lost"].items()))
 
 
 def line(name: str, s: dict, elapsed: float) -> str:
@@ -67,6 +95,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--work", type=Path, default=None, help="keep the working files here")
+    parser.add_argument("--csv", type=Path, default=None, help="write every step's per-photo figures here")
     args = parser.parse_args()
     args.images = args.images or emps_set(args.set) / "images"
     args.masks = args.masks or emps_set(args.set) / "masks"
@@ -83,18 +112,20 @@ def main() -> None:
         from loop.pipeline import run_pipeline
         from loop.refine import run_refine
 
-        results = []
+        results, per_photo = [], PerPhoto(args.csv)
+
+        def report(step: str, folder: Path, elapsed: float) -> None:
+            s = score(folder, args.masks, "_mask.png")
+            results.append(line(step, s, elapsed) + "\n" + per_photo.add(step, s))
+            print(results[-1], flush=True)
+
         run_pipeline(args.images, workdir, model, epochs=args.epochs, progress=progress)
         elapsed = time.perf_counter() - t0
-        results.append(line("auto-segmentation", score(workdir / "autoseg", args.masks, "_mask.png"), elapsed))
-        results.append(line("first training", score(workdir / "segmented", args.masks, "_mask.png"), elapsed))
-        print(results[-2], results[-1], sep="\n", flush=True)
+        report("auto-segmentation", workdir / "autoseg", elapsed)
+        report("first training", workdir / "segmented", elapsed)
         for k in range(args.rounds):
             run_refine(args.images, workdir, model, rounds=1, progress=progress)
-            elapsed = time.perf_counter() - t0
-            results.append(line(f"after round {k + 1}", score(workdir / "segmented", args.masks, "_mask.png"),
-                                elapsed))
-            print(results[-1], flush=True)
+            report(f"after round {k + 1}", workdir / "segmented", time.perf_counter() - t0)
         print("\n".join(["", "summary:"] + results))
 
 
