@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import GRAINS, emps_set, require, spread
+from common import GRAINS, emps_arguments, emps_folders, spread, write_rows
 from core.imageio import read_image
 from core.progress import TerminalProgress
 from core.workdir import WorkingDirectory
@@ -93,13 +93,7 @@ def report_failures(analysed: dict[str, PhotoFailures], csv_path: Path | None) -
           + ", ".join(f"{k} {v}" for k, v in lost.items()))
     print("predicted, unmatched:     " + ", ".join(f"{k} {v}" for k, v in summary["extra"].items()))
     if csv_path is not None:
-        import csv
-
-        rows = [{"photo": n, **r.as_row()} for n, r in sorted(analysed.items())]
-        with open(csv_path, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        write_rows(csv_path, [{"photo": n, **r.as_row()} for n, r in sorted(analysed.items())])
         print(f"per-photo figures:        {csv_path}")
 
 
@@ -124,20 +118,14 @@ def timing(photo: Path | None, runs: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--set", choices=("dev", "val"), default="dev",
-                        help="EMPS photos: dev (settings are chosen here) or val (the check set)")
-    parser.add_argument("--images", type=Path, help="photos (default: the --set's)")
-    parser.add_argument("--masks", type=Path, help="expert masks (default: the --set's)")
+    emps_arguments(parser)
     parser.add_argument("--csv", type=Path, help="write per-photo figures and failure classes here")
     parser.add_argument("--work", type=Path, help="keep the working directory here")
     parser.add_argument("--timing-photo", type=Path,
                         default=GRAINS / "train" / "21-1_1-Image 0001-1-1.jpg")
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    args.images = args.images or emps_set(args.set) / "images"
-    args.masks = args.masks or emps_set(args.set) / "masks"
-    require(args.images, "photos")
-    require(args.masks, "expert masks")
+    args.images, args.masks = emps_folders(args)
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
         t0 = time.perf_counter()

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import emps_set, require, spread
+from common import emps_arguments, emps_folders, spread, write_rows
 from core.imageio import read_image
 from core.progress import TerminalProgress
 from evaluation.failures import analyse_photo, summarise
@@ -70,12 +70,7 @@ class PerPhoto:
         summary = summarise(s["analysed"])
         self.rows += [{"step": step, "photo": n, **r.as_row()} for n, r in sorted(s["analysed"].items())]
         if self.path is not None:
-            import csv
-
-            with open(self.path, "w", newline="", encoding="utf-8") as fh:
-                writer = csv.DictWriter(fh, fieldnames=list(self.rows[0]))
-                writer.writeheader()
-                writer.writerows(self.rows)
+            write_rows(self.path, self.rows)
         return (f"{'':<28} photo classes: " + ", ".join(f"{k} {v}" for k, v in summary["classes"].items())
                 + f"\n{'':<28} objects lost: " + ", ".join(f"{k} {v}" for k, v in summary["lost"].items()))
 
@@ -88,19 +83,13 @@ def line(name: str, s: dict, elapsed: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--set", choices=("dev", "val"), default="dev",
-                        help="EMPS photos: dev (settings are chosen here) or val (the check set)")
-    parser.add_argument("--images", type=Path, help="photos (default: the --set's)")
-    parser.add_argument("--masks", type=Path, help="expert masks (default: the --set's)")
+    emps_arguments(parser)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--work", type=Path, default=None, help="keep the working files here")
     parser.add_argument("--csv", type=Path, default=None, help="write every step's per-photo figures here")
     args = parser.parse_args()
-    args.images = args.images or emps_set(args.set) / "images"
-    args.masks = args.masks or emps_set(args.set) / "masks"
-    require(args.images, "photos")
-    require(args.masks, "expert masks")
+    args.images, args.masks = emps_folders(args)
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
         workdir, model = work / "wd", work / "model"

@@ -28,6 +28,33 @@ def emps_set(name: str) -> Path:
     return {"dev": EMPS, "val": EMPS_VAL}[name]
 
 
+def emps_arguments(parser) -> None:
+    """``--set``, ``--images`` and ``--masks`` of a benchmark scored
+    against expert masks."""
+    parser.add_argument("--set", choices=("dev", "val"), default="dev",
+                        help="EMPS photos: dev (settings are chosen here) or val (the check set)")
+    parser.add_argument("--images", type=Path, help="photos (default: the --set's)")
+    parser.add_argument("--masks", type=Path, help="expert masks (default: the --set's)")
+
+
+def emps_folders(args) -> tuple[Path, Path]:
+    """The photos and expert masks ``args`` name (the ``--set``'s unless
+    given), leaving with a clear line where either is absent."""
+    images = require(args.images or emps_set(args.set) / "images", "photos")
+    masks = require(args.masks or emps_set(args.set) / "masks", "expert masks")
+    return images, masks
+
+
+def write_rows(path: Path, rows: list[dict]) -> None:
+    """``rows`` (dicts with the same keys) as a CSV file."""
+    import csv
+
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def spread(values, names, worst: int = 5) -> str:
     """Mean, 10th percentile and the ``worst`` lowest values with their names."""
     import numpy as np
