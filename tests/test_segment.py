@@ -104,6 +104,10 @@ def test_segment_cli(trained, tmp_path):
     assert quick.returncode == 0, quick.stderr
     assert json.loads((tmp_path / "o" / "segment.json").read_text())["settings"]["flips"] is False
     assert "2 of 2 photo(s) done before" not in quick.stderr  # another setting: both photos segmented again
+    plain = run_app("segment", "--model", trained / "model", "--images", trained / "photos", "--out", tmp_path / "o",
+                    "--no-mirrors", "--model-only")
+    assert plain.returncode == 0, plain.stderr
+    assert json.loads((tmp_path / "o" / "segment.json").read_text())["settings"]["fallback"] is False
     bad = run_app("segment", "--model", tmp_path, "--images", trained / "photos", "--out", tmp_path / "o2")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
 
@@ -331,3 +335,51 @@ def test_a_start_scale_replaces_the_first_look(trained, tmp_path):
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "segment.json").write_text("{not json", encoding="utf-8")
     assert previous_scales(tmp_path / "broken") == {}
+
+
+def test_auto_segmentation_stands_in_where_the_model_sees_nothing():
+    from evaluation.segment import classical_if_model_blind
+
+    image, truth = render_particle_scene((192, 256), count=4, radius=(30, 40), seed=5)
+    found = classical_if_model_blind(image, np.zeros(truth.shape, np.uint8))
+    assert found is not None and found.dtype == np.uint8 and set(np.unique(found)) <= {0, 1}
+    iou = ((found > 0) & (truth > 0)).sum() / ((found > 0) | (truth > 0)).sum()
+    assert iou > 0.8
+    # a model that sees the particles keeps its own mask, and so does one that
+    # sees a fair share of them
+    assert classical_if_model_blind(image, (truth > 0).astype(np.uint8)) is None
+    part = np.zeros_like(truth, np.uint8)
+    part[truth > 0] = 1
+    part[:, : truth.shape[1] * 3 // 4] = 0
+    if part.sum() >= 0.1 * (found > 0).sum():
+        assert classical_if_model_blind(image, part) is None
+    # nothing to read on a blank photo, nor a sure side on pure noise
+    assert classical_if_model_blind(np.full((96, 128), 128, np.uint8), np.zeros((96, 128), np.uint8)) is None
+    noise = np.random.default_rng(0).normal(128, 20, (192, 256)).clip(0, 255).astype(np.uint8)
+    assert classical_if_model_blind(noise, np.zeros(noise.shape, np.uint8)) is None
+
+
+def test_segment_falls_back_to_auto_segmentation_and_says_so(trained, tmp_path):
+    """A photo whose objects the model does not see (its threshold set near
+    1): the folder gets auto-segmentation's objects, the record and the log
+    say so, and the fallback can be turned off."""
+    from core.progress import Progress
+
+    image, truth = render_particle_scene((192, 256), count=4, radius=(30, 40), seed=5)
+    write_image(tmp_path / "large.png", image)
+    lines = []
+
+    class Log(Progress):
+        def log(self, text):
+            lines.append(text)
+
+    blind = SegmentSettings(threshold=0.999999, flips=False)
+    result = run_segment(trained / "model", tmp_path / "large.png", tmp_path / "out", settings=blind,
+                         progress=Log())
+    mask = read_image(tmp_path / "out" / "large_mask.png") > 0
+    iou = (mask & (truth > 0)).sum() / (mask | (truth > 0)).sum()
+    assert result.objects >= 3 and iou > 0.8
+    assert any("auto-segmentation" in line for line in lines), lines
+    off = SegmentSettings(threshold=0.999999, flips=False, fallback=False)
+    run_segment(trained / "model", tmp_path / "large.png", tmp_path / "off", settings=off)
+    assert (read_image(tmp_path / "off" / "large_mask.png") > 0).sum() < 0.1 * mask.sum()
