@@ -80,11 +80,15 @@ class SegmentResult:
     sources: dict = field(default_factory=dict)  # output stem -> the photo it was made of
     cancelled: bool = False
     measurement_text: str = ""
+    auto_segmented: list[str] = field(default_factory=list)  # photos given auto-segmentation's objects
 
     def summary(self) -> str:
         text = f"Segmented {self.photos} photo(s) into {self.out}: {self.objects} objects."
         if self.measurement_text:
             text += " " + self.measurement_text
+        if self.auto_segmented:
+            text += (f" {len(self.auto_segmented)} photo(s) have auto-segmentation's objects: the model saw next "
+                     "to none of them there.")
         if self.failed:
             text += f" {len(self.failed)} photo(s) could not be read."
         if self.cancelled:
@@ -568,6 +572,8 @@ def _segment(model_dir, files: list[Path], out: Path, staged: Path, settings: Se
         result.objects += int(record["objects"])
         result.scales[record["image"]] = record["scale"]
         result.sources[record["stem"]] = record["source"]
+        if record.get("reading") == "auto-segmentation":
+            result.auto_segmented.append(record["image"])
     folder = collector.finish()
     if detector is not None:
         detector.finish()
@@ -580,7 +586,8 @@ def _segment(model_dir, files: list[Path], out: Path, staged: Path, settings: Se
     write_json_atomic(staged / "segment.json", {"model": str(Path(model_dir).resolve()),
                                              "settings": asdict(settings), "scales": result.scales,
                                              "photos": result.photos, "objects": result.objects,
-                                             "skipped": result.failed, "sources": result.sources})
+                                             "skipped": result.failed, "sources": result.sources,
+                                             "auto_segmented": result.auto_segmented})
     progress.update(len(files), len(files), "done")
     return result
 

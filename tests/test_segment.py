@@ -351,8 +351,8 @@ def test_auto_segmentation_stands_in_where_the_model_sees_nothing():
     part = np.zeros_like(truth, np.uint8)
     part[truth > 0] = 1
     part[:, : truth.shape[1] * 3 // 4] = 0
-    if part.sum() >= 0.1 * (found > 0).sum():
-        assert classical_if_model_blind(image, part) is None
+    assert 0 < part.sum() < 0.1 * part.size and part.sum() >= 0.1 * (found > 0).sum()
+    assert classical_if_model_blind(image, part) is None
     # nothing to read on a blank photo, nor a sure side on pure noise
     assert classical_if_model_blind(np.full((96, 128), 128, np.uint8), np.zeros((96, 128), np.uint8)) is None
     noise = np.random.default_rng(0).normal(128, 20, (192, 256)).clip(0, 255).astype(np.uint8)
@@ -380,6 +380,9 @@ def test_segment_falls_back_to_auto_segmentation_and_says_so(trained, tmp_path):
     iou = (mask & (truth > 0)).sum() / (mask | (truth > 0)).sum()
     assert result.objects >= 3 and iou > 0.8
     assert any("auto-segmentation" in line for line in lines), lines
+    assert result.auto_segmented == ["large.png"] and "auto-segmentation" in result.summary()
+    assert json.loads((tmp_path / "out" / "segment.json").read_text())["auto_segmented"] == ["large.png"]
     off = SegmentSettings(threshold=0.999999, flips=False, fallback=False)
-    run_segment(trained / "model", tmp_path / "large.png", tmp_path / "off", settings=off)
+    kept = run_segment(trained / "model", tmp_path / "large.png", tmp_path / "off", settings=off)
+    assert kept.auto_segmented == []
     assert (read_image(tmp_path / "off" / "large_mask.png") > 0).sum() < 0.1 * mask.sum()
