@@ -322,22 +322,41 @@ def run_on_cluster(tasks: list[PhotoTask], work, progress: Progress, total: int,
         else:
             progress.log(f"Segmenting {len(tasks)} photos on the Dask cluster {where}: no worker has joined it "
                          "yet, the photos wait for one")
-        futures = [client.submit(work, task, key=f"segment-{task.key}", pure=False) for task in tasks]
+        from distributed import KilledWorker
+
         done = done_before
         progress.update(done, total, f"segmenting on {count or 'the'} workers")
-        for future in _as_done(futures, progress):
-            if future is None:  # cancelled: no more photos handed out, those under way abandoned
-                client.cancel(futures)
-                return
-            try:
-                report = future.result()
-            except Exception as exc:  # a worker died (out of memory, killed) on this photo
-                task = tasks[futures.index(future)]
-                report = {"stem": task.stem, "name": Path(task.path).name, "objects": 0, "scale": None,
-                          "log": [], "unreadable": None, "error": _lost_photo(Path(task.path).name, exc)}
-            done += 1
-            progress.update(done, total, f"segmenting on {count or 'the'} workers: {done} of {total} photos done")
-            yield report
+        # A worker that dies takes every photo it was holding with it, not
+        # only the one that killed it: those photos are tried again
+        # afterwards, one at a time, so that only a photo that kills its
+        # worker on its own is reported lost.
+        again = []
+        rounds = [[(task, f"segment-{task.key}") for task in tasks]]
+        while rounds:
+            batch = rounds.pop(0)
+            futures = [client.submit(work, task, key=key, pure=False) for task, key in batch]
+            for future in _as_done(futures, progress):
+                if future is None:  # cancelled: no more photos handed out, those under way abandoned
+                    client.cancel(futures)
+                    return
+                task = batch[futures.index(future)][0]
+                try:
+                    report = future.result()
+                except Exception as exc:  # a worker died (out of memory, killed) holding this photo
+                    if isinstance(exc, KilledWorker) and len(batch) > 1:
+                        again.append(task)
+                        continue
+                    report = {"stem": task.stem, "name": Path(task.path).name, "objects": 0, "scale": None,
+                              "log": [], "unreadable": None, "error": _lost_photo(Path(task.path).name, exc)}
+                done += 1
+                progress.update(done, total,
+                                f"segmenting on {count or 'the'} workers: {done} of {total} photos done")
+                yield report
+            if again:
+                progress.log(f"{len(again)} photo(s) were on a worker process that stopped: trying each again "
+                             "on its own")
+                rounds = [[(task, f"segment-{task.key}-again")] for task in again]
+                again = []
     finally:
         with contextlib.suppress(Exception):
             client.close()
