@@ -65,6 +65,7 @@ class PhotoTask:
     into: str          # the unfinished folder
     detector: bool     # a detector model: cluster catalogue and quality row too
     threads: int = 0   # TensorFlow threads in a worker process (0: TensorFlow's choice)
+    held: bool = False  # had auto-segmentation's objects when last segmented (see segment.HOLD_SHARE)
 
 
 def unfinished_folder(out: Path) -> Path:
@@ -97,25 +98,28 @@ def _file_stamp(path: str) -> list:
         return [None, None]
 
 
-def photo_key(path: str, stem: str, model_hash: str, settings: dict, start: float) -> str:
+def photo_key(path: str, stem: str, model_hash: str, settings: dict, start: float, held: bool = False) -> str:
     """What a photo's results depend on, hashed: the model, the settings, the
-    photo's file (name, size, time) and the scale it starts from."""
-    text = json.dumps([str(Path(path).resolve()) if Path(path).exists() else str(path), stem, _file_stamp(path),
-                       model_hash, settings, round(float(start), 6)], sort_keys=True, default=str)
+    photo's file (name, size, time), the scale it starts from and whether
+    it had auto-segmentation's objects when last segmented."""
+    parts = [str(Path(path).resolve()) if Path(path).exists() else str(path), stem, _file_stamp(path),
+             model_hash, settings, round(float(start), 6)]
+    text = json.dumps(parts + (["held"] if held else []), sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
 
 
 def make_tasks(files: list[Path], stems: dict[Path, str], model_dir, settings, start_scales: dict[str, float],
-               into: Path, detector: bool) -> list[PhotoTask]:
+               into: Path, detector: bool, held: set[str] = frozenset()) -> list[PhotoTask]:
     model_hash = model_fingerprint(model_dir)
     plain_settings = json.loads(json.dumps(asdict(settings), default=list))
     tasks = []
     for path in files:
         start = float(start_scales.get(path.name, 0.0))
         stem = stems[path]
+        was_held = path.name in held
         tasks.append(PhotoTask(str(path), stem, str(Path(model_dir).resolve()), model_hash, plain_settings,
-                               start, photo_key(str(path), stem, model_hash, plain_settings, start),
-                               str(Path(into).resolve()), detector))
+                               start, photo_key(str(path), stem, model_hash, plain_settings, start, was_held),
+                               str(Path(into).resolve()), detector, held=was_held))
     return tasks
 
 

@@ -353,6 +353,14 @@ def test_auto_segmentation_stands_in_where_the_model_sees_nothing():
     part[:, : truth.shape[1] * 3 // 4] = 0
     assert 0 < part.sum() < 0.1 * part.size and part.sum() >= 0.1 * (found > 0).sum()
     assert classical_if_model_blind(image, part) is None
+    # a photo that had auto-segmentation's objects last time keeps them while
+    # the model sees less than half of them
+    from evaluation.segment import HOLD_SHARE
+
+    assert part.sum() < HOLD_SHARE * (found > 0).sum()
+    held = classical_if_model_blind(image, part, HOLD_SHARE)
+    assert held is not None and np.array_equal(held, found)
+    assert classical_if_model_blind(image, (truth > 0).astype(np.uint8), HOLD_SHARE) is None
     # nothing to read on a blank photo, nor a sure side on pure noise
     assert classical_if_model_blind(np.full((96, 128), 128, np.uint8), np.zeros((96, 128), np.uint8)) is None
     noise = np.random.default_rng(0).normal(128, 20, (192, 256)).clip(0, 255).astype(np.uint8)
@@ -381,6 +389,18 @@ def test_segment_falls_back_to_auto_segmentation_and_says_so(trained, tmp_path):
     assert result.objects >= 3 and iou > 0.8
     assert any("auto-segmentation" in line for line in lines), lines
     assert result.auto_segmented == ["large.png"] and "auto-segmentation" in result.summary()
+    assert json.loads((tmp_path / "out" / "segment.json").read_text())["auto_segmented"] == ["large.png"]
+    # the next segmentation (a self-training round's) knows it: the photo is
+    # held, and a held photo is a different task from one that is not
+    from evaluation.segment import previous_auto_segmented
+
+    assert previous_auto_segmented(tmp_path / "out") == {"large.png"}
+    assert previous_auto_segmented(tmp_path / "nowhere") == set()
+    lines.clear()
+    again = run_segment(trained / "model", tmp_path / "large.png", tmp_path / "out", settings=blind,
+                        held=previous_auto_segmented(tmp_path / "out"), progress=Log())
+    assert again.auto_segmented == ["large.png"]
+    assert not any("done before" in line for line in lines), lines  # segmented again, not kept
     assert json.loads((tmp_path / "out" / "segment.json").read_text())["auto_segmented"] == ["large.png"]
     off = SegmentSettings(threshold=0.999999, flips=False, fallback=False)
     kept = run_segment(trained / "model", tmp_path / "large.png", tmp_path / "off", settings=off)
