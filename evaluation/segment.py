@@ -87,8 +87,8 @@ class SegmentResult:
         if self.measurement_text:
             text += " " + self.measurement_text
         if self.auto_segmented:
-            text += (f" {len(self.auto_segmented)} photo(s) have auto-segmentation's objects: the model saw next "
-                     "to none of them there.")
+            text += (f" {len(self.auto_segmented)} photo(s) have auto-segmentation's objects, the model seeing "
+                     "too few of them there (the log names them).")
         if self.failed:
             text += f" {len(self.failed)} photo(s) could not be read."
         if self.cancelled:
@@ -336,28 +336,30 @@ def _without_marks(mask: np.ndarray, marks: np.ndarray | None) -> np.ndarray:
     return mask
 
 
-def previous_scales(folder: str | Path) -> dict[str, float]:
-    """The scale each photo was segmented at into ``folder`` (from its
-    segment.json; empty when there is none or it cannot be read)."""
+def _previous_record(folder: str | Path) -> dict:
+    """The segment.json of an earlier run into ``folder`` ({} when there is none or it cannot be read)."""
     import json
 
     try:
-        scales = json.loads((Path(folder) / "segment.json").read_text(encoding="utf-8")).get("scales", {})
-        return {str(k): float(v) for k, v in scales.items() if float(v) > 0}
-    except (OSError, ValueError, TypeError, AttributeError):
+        record = json.loads((Path(folder) / "segment.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def previous_scales(folder: str | Path) -> dict[str, float]:
+    """The scale each photo was segmented at into ``folder`` (empty when unknown)."""
+    try:
+        return {str(k): float(v) for k, v in _previous_record(folder).get("scales", {}).items() if float(v) > 0}
+    except (ValueError, TypeError, AttributeError):
         return {}
 
 
 def previous_auto_segmented(folder: str | Path) -> set[str]:
     """The photos that had auto-segmentation's objects when segmented into
-    ``folder`` (from its segment.json; empty when there is none)."""
-    import json
-
-    try:
-        names = json.loads((Path(folder) / "segment.json").read_text(encoding="utf-8")).get("auto_segmented", [])
-        return {str(name) for name in names}
-    except (OSError, ValueError, TypeError, AttributeError):
-        return set()
+    ``folder`` (empty when unknown)."""
+    names = _previous_record(folder).get("auto_segmented", [])
+    return {str(name) for name in names} if isinstance(names, list) else set()
 
 
 def _with_file_calibration(settings: SegmentSettings, files: list[Path], progress: Progress) -> SegmentSettings:
@@ -417,6 +419,9 @@ def segment_one(task) -> dict:
     report["scale"] = record["scale"]
     if record["objects"] == 0 and is_blank(image):
         report["log"].append(f"{name}: a blank photo (no contrast), no objects")
+    elif record.get("reading") == "auto-segmentation" and task.held:
+        report["log"].append(f"{name}: {record['objects']} objects (auto-segmentation's, as when last "
+                             "segmented: the model covers less than half of them)")
     elif record.get("reading") == "auto-segmentation":
         report["log"].append(f"{name}: {record['objects']} objects (the model saw next to none of the objects "
                              "auto-segmentation finds: its objects are kept instead)")
@@ -471,9 +476,10 @@ def run_segment(model_dir: str | Path, images: str | Path, out: str | Path, *,
     """Segment a photo or a folder of photos and measure every object.
 
     ``start_scales`` (photo file name -> scale) replaces the first look
-    for the photos it names (see :func:`segment_photo`); the photos ``held``
-    names (file names) had auto-segmentation's objects when last segmented
-    and keep them unless the model now sees most of them (``HOLD_SHARE``).
+    for the photos it names (see :func:`segment_photo`). The photos that had
+    auto-segmentation's objects when last segmented into ``out`` (or those
+    ``held`` names) keep them unless the model now covers half of them
+    (``HOLD_SHARE``).
 
     ``workers`` > 0 segments the photos on a local Dask cluster of that many
     worker processes, ``scheduler`` (``tcp://host:port``) on a running Dask
@@ -507,9 +513,10 @@ def run_segment(model_dir: str | Path, images: str | Path, out: str | Path, *,
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserInputError(f"Cannot create the output folder {out}: {exc.strerror}") from None
+    held = previous_auto_segmented(out) if held is None else held
     with Transaction(out.parent) as tx:
         result = _segment(model_dir, files, out, tx.stage(out), settings, progress, start_scales,
-                          held or set(), workers=workers, scheduler=scheduler, force=force)
+                          held, workers=workers, scheduler=scheduler, force=force)
         if not result.cancelled:
             tx.commit()
     if not result.cancelled:

@@ -268,7 +268,7 @@ def run_refine(images: str | Path, workdir: str | Path, model_dir: str | Path, *
     """
     from core.model_folder import check_writable, holds_model, read_meta, training_record
     from core.transaction import Transaction
-    from evaluation.segment import previous_auto_segmented, previous_scales, run_segment
+    from evaluation.segment import previous_scales, run_segment
     from synthetic.compose import SynthesisSettings, run_synthesize
     from training.settings import TrainSettings
     from training.train import run_training
@@ -307,7 +307,6 @@ def run_refine(images: str | Path, workdir: str | Path, model_dir: str | Path, *
             # at the retrained model's first look (which misjudged large particles
             # by 2-5x after a round).
             scales = previous_scales(staged.segmented)
-            held = previous_auto_segmented(staged.segmented)
             added, retired = refine_pool(images, staged, model, settings, part(0.0, 0.2, "pool"), scales)
             if progress.cancelled:
                 result.cancelled = True
@@ -322,8 +321,7 @@ def run_refine(images: str | Path, workdir: str | Path, model_dir: str | Path, *
                 result.cancelled = True
                 break
             result.last_segment = run_segment(model, images, staged.segmented,
-                                              progress=part(0.9, 1.0, "segmentation"), start_scales=scales,
-                                              held=held)
+                                              progress=part(0.9, 1.0, "segmentation"), start_scales=scales)
             if progress.cancelled or getattr(result.last_segment, "cancelled", False):
                 result.cancelled = True
                 break

@@ -390,17 +390,19 @@ def test_segment_falls_back_to_auto_segmentation_and_says_so(trained, tmp_path):
     assert any("auto-segmentation" in line for line in lines), lines
     assert result.auto_segmented == ["large.png"] and "auto-segmentation" in result.summary()
     assert json.loads((tmp_path / "out" / "segment.json").read_text())["auto_segmented"] == ["large.png"]
-    # the next segmentation (a self-training round's) knows it: the photo is
-    # held, and a held photo is a different task from one that is not
+    # the next segmentation into the folder (a self-training round's, or the
+    # user's again) knows it: the photo is held, and a held photo is a
+    # different task from one that is not
     from evaluation.segment import previous_auto_segmented
 
     assert previous_auto_segmented(tmp_path / "out") == {"large.png"}
     assert previous_auto_segmented(tmp_path / "nowhere") == set()
     lines.clear()
     again = run_segment(trained / "model", tmp_path / "large.png", tmp_path / "out", settings=blind,
-                        held=previous_auto_segmented(tmp_path / "out"), progress=Log())
+                        progress=Log())
     assert again.auto_segmented == ["large.png"]
     assert not any("done before" in line for line in lines), lines  # segmented again, not kept
+    assert any("as when last segmented" in line for line in lines), lines
     assert json.loads((tmp_path / "out" / "segment.json").read_text())["auto_segmented"] == ["large.png"]
     off = SegmentSettings(threshold=0.999999, flips=False, fallback=False)
     kept = run_segment(trained / "model", tmp_path / "large.png", tmp_path / "off", settings=off)
