@@ -408,3 +408,68 @@ def test_segment_falls_back_to_auto_segmentation_and_says_so(trained, tmp_path):
     kept = run_segment(trained / "model", tmp_path / "large.png", tmp_path / "off", settings=off)
     assert kept.auto_segmented == []
     assert (read_image(tmp_path / "off" / "large_mask.png") > 0).sum() < 0.1 * mask.sum()
+
+
+def _grainy_photo_with_specks(seed: int = 3):
+    """A grainy grey photo with six small dark particles, and a model's mask
+    of them plus specks of grain: small clumps of the grain itself, no
+    darker than the grain around them."""
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(seed)
+    grain = ndi.gaussian_filter(rng.normal(0, 1, (200, 240)), 1.5)
+    photo = 150 + 12 * grain / grain.std()
+    yy, xx = np.mgrid[:200, :240]
+    particles = np.zeros(photo.shape, bool)
+    for y, x in ((30, 40), (40, 180), (100, 120), (160, 50), (170, 200), (110, 30)):
+        particles |= (yy - y) ** 2 + (xx - x) ** 2 <= 9
+    photo[particles] = 60
+    specks = np.zeros(photo.shape, bool)
+    for y, x in ((20, 110), (70, 70), (80, 200), (130, 170), (150, 120), (185, 140)):
+        specks[y - 1:y + 2, x - 1:x + 2] = True
+    return photo.clip(0, 255).astype(np.uint8), particles, specks
+
+
+def test_faint_specks_of_grain_are_dropped_and_particles_kept():
+    """A model that enlarged a grainy photo drew clumps of its grain as small
+    objects: they go, the small dark particles of the same size stay."""
+    from evaluation.segment import without_faint_specks
+
+    photo, particles, specks = _grainy_photo_with_specks()
+    mask = (particles | specks).astype(np.uint8)
+    kept = without_faint_specks(photo, mask, diameter=10.0) > 0
+    assert np.array_equal(kept, particles)
+    # objects larger than the speck size are never judged, however faint
+    assert without_faint_specks(photo, mask, diameter=2.0) is mask
+    # a faint piece beside a larger object belongs to its outline
+    large = np.zeros(mask.shape, bool)
+    large[60:100, 70:110] = True
+    piece = np.zeros(mask.shape, bool)
+    piece[101:104, 100:103] = True  # one pixel below it
+    beside = (large | piece | particles).astype(np.uint8)
+    assert without_faint_specks(photo, beside, diameter=10.0) is beside
+    # a photo whose objects are mostly faint has faint particles, not grain
+    only_faint = specks.astype(np.uint8)
+    assert without_faint_specks(photo, only_faint, diameter=10.0) is only_faint
+
+
+def test_segment_drops_faint_specks_where_the_model_draws_them(monkeypatch):
+    """Through segment_photo: the specks the model draws are taken out of the
+    mask and out of its object probability; the particles are kept."""
+    import evaluation.predict as predict
+    from evaluation.segment import SPECK_SIZE, segment_photo
+
+    photo, particles, specks = _grainy_photo_with_specks()
+
+    def fake_predict(model, meta, image, *, scale=1.0, return_foreground=False, **kwargs):
+        mask = (particles | specks).astype(np.uint8)
+        foreground = np.where(mask > 0, 0.9, 0.05).astype(np.float32)
+        return (mask, foreground) if return_foreground else mask
+    monkeypatch.setattr(predict, "predict_mask", fake_predict)
+    meta = {"classes": ["background", "object"], "object_diameter": 10.0 / SPECK_SIZE}
+    mask, scale, foreground = segment_photo(None, meta, photo, scale=1.0, return_foreground=True)
+    assert scale == 1.0 and np.array_equal(mask > 0, particles)
+    assert foreground[specks].max() == 0.0 and foreground[particles].min() == pytest.approx(0.9)
+    # at four times the size the same objects are large enough to be judged by the model alone
+    mask, _ = segment_photo(None, meta, photo, scale=4.0)
+    assert np.array_equal(mask > 0, particles | specks)
