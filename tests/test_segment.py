@@ -473,3 +473,10 @@ def test_segment_drops_faint_specks_where_the_model_draws_them(monkeypatch):
     # at four times the size the same objects are large enough to be judged by the model alone
     mask, _ = segment_photo(None, meta, photo, scale=4.0)
     assert np.array_equal(mask > 0, particles | specks)
+    # a photo predicted shrunk keeps the speck size it has at full size: a
+    # faint object twice the specks' size stays, the specks still go
+    faint = np.zeros(photo.shape, bool)
+    faint[60:72, 60:72] = True
+    particles = particles | faint
+    mask, _ = segment_photo(None, meta, photo, scale=0.25)
+    assert np.array_equal(mask > 0, particles)
