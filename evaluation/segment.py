@@ -177,6 +177,9 @@ def segment_photo(model, meta: dict, image: np.ndarray, *, scale: float = 0.0,
     photo at its smallest scale) where the model is surer of its objects.
     A ``start`` scale (the scale this photo was segmented at before)
     replaces the first look: the check a step either side starts there.
+    Burned-in annotations and, for a model of one object class, faint
+    specks (see :func:`without_faint_specks`) are taken out of the mask
+    and of the object probability.
     With ``return_foreground`` the object probability is returned too;
     ``flips`` and ``threshold`` as in :func:`evaluation.predict.predict_mask`
     (for the final prediction; the first look is a plain one).
