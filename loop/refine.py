@@ -3,8 +3,9 @@
 One round, the loop the review tab offers by hand run on its own:
 
 1. segment the photos with the current model (and once more mirrored),
-   each at the scale it was last segmented at or a step either side (see
-   :func:`evaluation.segment.segment_photo`), not at a new first look;
+   each at the scale it was last segmented at or a step either side, or
+   where a new first look reads it if the model is surer there (see
+   :func:`evaluation.segment.segment_photo`);
 2. keep the objects the model is sure of: a clear probability margin inside
    and around the object, the same object found in the mirrored photo, a
    plausible shape (solid, not cut by the border, a size like its
@@ -303,9 +304,9 @@ def run_refine(images: str | Path, workdir: str | Path, model_dir: str | Path, *
             staged = WorkingDirectory(tx.root)
             model = tx.stage(model_dir, source=start_from if k == 0 else None)
             # A photo's object size does not change between rounds: each round
-            # starts its scale check where the last segmentation ended, rather than
-            # at the retrained model's first look (which misjudged large particles
-            # by 2-5x after a round).
+            # starts its scale check where the last segmentation ended; the retrained
+            # model's first look (which misjudged large particles by 2-5x after a
+            # round) is only checked beside it.
             scales = previous_scales(staged.segmented)
             added, retired = refine_pool(images, staged, model, settings, part(0.0, 0.2, "pool"), scales)
             if progress.cancelled:

@@ -320,16 +320,39 @@ def test_auto_segmentation_scale_is_a_candidate_when_the_first_look_sees_texture
     assert any(abs(a - round(classical * SCALE_STEP, 4)) < 1e-3 for a in asked)
 
 
-def test_a_start_scale_replaces_the_first_look(trained, tmp_path):
-    from evaluation.predict import load_model
-    from evaluation.segment import SCALE_STEP, previous_scales, segment_photo
+def test_a_start_scale_is_checked_against_the_first_look(monkeypatch):
+    """A photo last segmented at a wrong scale (enlarged four times, where
+    the model drew specks) is not held there: the check starts at the
+    earlier scale and tries the first look's reading too, and the model is
+    surest there. Where it is surest at the earlier scale, that stays."""
+    import evaluation.predict as predict
+    from evaluation.segment import FIRST_LOOK, SIZE_MARGIN, _clip_scale, _median_diameter, segment_photo
 
-    model, meta = load_model(trained / "model")
-    image = read_image(trained / "photos" / "p0.png")
-    _, chosen = segment_photo(model, meta, image, start=0.5)
-    assert 0.5 / SCALE_STEP - 1e-6 <= chosen <= 0.5 * SCALE_STEP + 1e-6  # the first look says about 2-4
+    image, truth = render_particle_scene((256, 256), count=4, radius=(16, 18), seed=5)
+    meta = {"classes": ["background", "object"], "object_diameter": 16.0}
+    first = _clip_scale(FIRST_LOOK / 256, image.shape)
+    read = 16.0 * SIZE_MARGIN / (_median_diameter(truth) / first)  # the first look's reading
+    assert read < 4.0 / 2
+    surest = {}
+
+    def fake_predict(model, meta, image, *, scale=1.0, return_foreground=False, **kwargs):
+        mask = (truth > 0).astype(np.uint8)
+        sure = 0.99 if abs(np.log(scale / surest["at"])) < 0.2 else 0.6
+        foreground = np.where(mask > 0, sure, 0.01).astype(np.float32)
+        return (mask, foreground) if return_foreground else mask
+    monkeypatch.setattr(predict, "predict_mask", fake_predict)
+    surest["at"] = read
+    _, chosen = segment_photo(None, meta, image, start=4.0)
+    assert chosen == pytest.approx(read, rel=1e-3)
+    surest["at"] = 4.0
+    _, chosen = segment_photo(None, meta, image, start=4.0)
+    assert chosen == pytest.approx(4.0)
+
+
+def test_the_scales_of_the_last_segmentation_are_read_back(trained, tmp_path):
+    from evaluation.segment import previous_scales
+
     result = run_segment(trained / "model", trained / "photos", tmp_path / "out", start_scales={"p1.png": 0.5})
-    assert result.scales["p1.png"] <= 0.5 * SCALE_STEP + 1e-3 and result.scales["p0.png"] > 1.0
     assert previous_scales(tmp_path / "out") == pytest.approx(result.scales, abs=1e-3)
     assert previous_scales(tmp_path / "nowhere") == {}
     (tmp_path / "broken").mkdir()
