@@ -17,6 +17,7 @@ import numpy as np
 from core.atomic import atomic_path
 from core.errors import ImageReadError, UserInputError
 from core.fits import FITS_EXTENSIONS, image_units, read_fits, split_unit, unit_path, units_as_photos
+from core.stats import robust_spread
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp") + FITS_EXTENSIONS
 # About 17 000 x 17 000: beyond this a photo is more likely a mistake (or a
@@ -380,7 +381,7 @@ def detector_display(image: np.ndarray) -> np.ndarray:
     if sample.size == 0:
         return np.zeros(gray.shape, np.float32)
     pedestal = float(np.median(sample))
-    sigma = 1.4826 * float(np.median(np.abs(sample - pedestal))) or float(np.std(sample)) or 1.0
+    sigma = robust_spread(sample, pedestal) or float(np.std(sample)) or 1.0
     low = pedestal - 3.0 * sigma
     top = max(float(np.percentile(sample, 99.9)), pedestal + 5.0 * sigma)
     soft = np.float32(3.0 * sigma)

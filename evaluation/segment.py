@@ -32,6 +32,7 @@ from core.errors import UserInputError
 from core.imageio import is_blank, list_images
 from core.model_folder import class_names, object_diameter
 from core.progress import Progress
+from core.stats import robust_spread
 from evaluation.exports import FORMATS
 
 
@@ -280,7 +281,7 @@ def without_faint_specks(image: np.ndarray, mask: np.ndarray, diameter: float) -
             continue
         around = gray[window][ring]
         middle = np.median(around)
-        spread = 1.4826 * np.median(np.abs(around - middle))
+        spread = robust_spread(around, middle)
         if abs(float(gray[window][inside].mean()) - middle) < SPECK_CONTRAST * spread:
             faint.append(label)
     if not faint or area[faint].sum() > 0.5 * np.count_nonzero(objects):

@@ -40,6 +40,7 @@ from core.imageio import (
 )
 from core.photos import PhotoLoop
 from core.progress import Progress, SubProgress
+from core.stats import robust_spread
 from core.workdir import WorkingDirectory
 
 
@@ -152,7 +153,7 @@ def _photo_stats(image: np.ndarray, gray: np.ndarray, labels: np.ndarray, chosen
     obj_level = float(np.median(gray[objects])) if objects.any() else bg_level
     smooth = ndi.gaussian_filter(gray, 1.0)
     residual = (gray - smooth)[background] if background.any() else (gray - smooth).ravel()
-    noise = float(1.4826 * np.median(np.abs(residual - np.median(residual))))
+    noise = robust_spread(residual)
     all_areas = np.bincount(labels.ravel())
     areas = all_areas[1:][all_areas[1:] > 0]
     if chosen:

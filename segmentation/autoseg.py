@@ -26,6 +26,7 @@ from core.imageio import (
 )
 from core.photos import PhotoLoop
 from core.progress import Progress
+from core.stats import robust_spread
 from core.workdir import WorkingDirectory
 from segmentation.annotations import find_annotations, is_annotation_like
 from segmentation.confidence import ObjectScore, score_objects
@@ -255,7 +256,7 @@ def _noise_sigma(gray: np.ndarray, smoothed: np.ndarray, objects: np.ndarray) ->
     residual = (gray - smoothed)[background]
     if residual.size < 100:
         residual = (gray - smoothed).ravel()
-    return float(1.4826 * np.median(np.abs(residual - np.median(residual))))
+    return robust_spread(residual)
 
 
 def _disk(radius: int) -> np.ndarray:

@@ -44,6 +44,7 @@ from scipy import ndimage as ndi
 from scipy.spatial import ConvexHull, QhullError
 from skimage.morphology import disk
 
+from core.stats import robust_spread
 from segmentation.annotations import is_annotation_like
 
 _EIGHT = np.ones((3, 3), bool)
@@ -133,7 +134,7 @@ def find_departures(gray: np.ndarray, smoothed: np.ndarray, valid: np.ndarray, t
     texture = local_std(gray, 2 * radius + 1)
     near_mode = (np.abs(smoothed - mode.level) <= 2 * mode.spread) & valid
     typical = float(np.median(texture[near_mode])) if near_mode.any() else 0.0
-    spread = 1.4826 * float(np.median(np.abs(texture[near_mode] - typical))) if near_mode.any() else 0.0
+    spread = robust_spread(texture[near_mode], typical) if near_mode.any() else 0.0
     # the window reaches ``radius`` beyond a scratch; erode so lines stay thin
     textured = ndi.binary_erosion((texture > typical + k * spread) & valid, iterations=radius)
     min_area = max(9, int(min_area_fraction * h * w))

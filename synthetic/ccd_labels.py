@@ -28,6 +28,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from core.errors import UserInputError
+from core.stats import robust_spread
 
 BACKGROUND, GLOWING, HOT_PIXEL, CLUSTER = 0, 1, 2, 3
 CLASS_NAMES = ("background", "glowing", "hot pixel", "cluster")
@@ -84,7 +85,6 @@ def is_detector_model(class_names) -> bool:
     """Whether a model's classes are the detector classes (:data:`CLASS_NAMES`)."""
     return class_names is not None and tuple(class_names) == CLASS_NAMES
 
-_MAD_TO_SIGMA = 1.4826
 _CLIPPED_STD = 0.9866  # std of a unit Gaussian cut at +-3 sigma
 _EIGHT = np.ones((3, 3), bool)
 
@@ -135,7 +135,7 @@ def robust_level(frame: np.ndarray, region=None, *, block: int = 8) -> tuple[flo
     if values.size < 16:
         raise UserInputError("The frame (or pedestal region) has fewer than 16 usable pixels.")
     pedestal = float(np.median(values))
-    sigma = _MAD_TO_SIGMA * float(np.median(np.abs(values - pedestal)))
+    sigma = robust_spread(values, pedestal)
     if region is None and min(frame.shape) >= 2 * block:
         filled = np.where(np.isfinite(frame), frame, pedestal)
         tiles = block_medians(filled, block)
@@ -145,7 +145,7 @@ def robust_level(frame: np.ndarray, region=None, *, block: int = 8) -> tuple[flo
             pedestal = float(np.median(tiles[quiet]))
         keep = np.repeat(np.repeat(quiet, block, 0), block, 1)[: frame.shape[0], : frame.shape[1]]
         values = filled[keep]
-        sigma = _MAD_TO_SIGMA * float(np.median(np.abs(values - pedestal)))
+        sigma = robust_spread(values, pedestal)
     # Whole-ADU frames make the median and MAD jump in steps of one ADU (a
     # 25 % error at 2 ADU of noise): refine both with 3-sigma-clipped moments.
     for _ in range(3):
@@ -174,7 +174,7 @@ def local_noise(residual: np.ndarray, block: int) -> np.ndarray:
     sources inside a tile barely count."""
     tiles = _tiles(residual, block)
     deviation = tiles - np.median(tiles, axis=-1, keepdims=True)
-    sigma = np.maximum(_MAD_TO_SIGMA * np.median(np.abs(deviation), axis=-1, keepdims=True), 1.0)
+    sigma = np.maximum(robust_spread(deviation, 0.0, axis=-1, keepdims=True), 1.0)
     inside = np.abs(deviation) < 3 * sigma
     spread = np.sqrt((deviation**2 * inside).sum(-1) / np.maximum(inside.sum(-1), 1)) / _CLIPPED_STD
     # A cluster raises one tile's spread; a glow raises a whole neighbourhood's.

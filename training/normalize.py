@@ -28,6 +28,7 @@ import numpy as np
 
 from core.imageio import percentile_range
 from core.model_folder import NORMALIZATION_MODES
+from core.stats import robust_spread
 
 MODES = NORMALIZATION_MODES
 DEFAULT_PERCENTILE = {"mode": "percentile", "low": 0.5, "high": 99.5}
@@ -114,7 +115,7 @@ def normalize_image(image: np.ndarray, spec: dict | None = None) -> np.ndarray:
             gray[...] = 0.0
             return gray
         median = float(np.median(finite))
-        sigma = 1.4826 * float(np.median(np.abs(finite - median)))
+        sigma = robust_spread(finite, median)
         if not sigma > 0:
             sigma = float(finite.std()) or 1.0
         softening = float(spec.get("softening", 3.0))
