@@ -181,3 +181,37 @@ def test_a_round_can_start_from_a_model_it_never_changes(project, tmp_path):
     segment = json.loads((wd / "segmented" / "segment.json").read_text())
     assert segment["model"] == str((wd / "model").resolve())
     assert not [p for p in wd.iterdir() if p.name.startswith(".")]
+
+
+
+def test_photos_that_had_auto_segmentation_are_held_through_a_round(project, tmp_path, monkeypatch):
+    """A photo given auto-segmentation's objects when last segmented (the
+    model saw next to none of them) is held by the round's own
+    segmentation: it is judged by HOLD_SHARE (it keeps those objects unless
+    the retrained model covers half their area), not by BLIND_SHARE, and
+    keeps them where the retrained model still sees none."""
+    import json
+
+    import evaluation.segment as segment
+    from core.imageio import read_image
+    from evaluation.segment import SegmentSettings, run_segment
+    from segmentation.autoseg import find_objects
+
+    wd, model = _copies(project, tmp_path)
+    blind = SegmentSettings(threshold=0.999999, flips=False)
+    first = run_segment(model, project / "photos", wd / "segmented", settings=blind)
+    assert first.auto_segmented == ["p0.png", "p1.png"]
+    asked, real = [], segment.classical_if_model_blind
+
+    def judged(image, mask, share=segment.BLIND_SHARE):
+        asked.append(share)
+        return real(image, np.zeros_like(mask), share)  # the retrained model sees none of them either
+
+    monkeypatch.setattr(segment, "classical_if_model_blind", judged)
+    result = run_refine(project / "photos", wd, model, settings=RefineSettings(epochs=1, synthetic_count=8,
+                                                                                synthetic_size=64))
+    assert result.rounds == 1 and asked == [segment.HOLD_SHARE] * 2
+    record = json.loads((wd / "segmented" / "segment.json").read_text())
+    assert record["auto_segmented"] == ["p0.png", "p1.png"]
+    kept = read_image(wd / "segmented" / "p0_mask.png") > 0
+    assert np.array_equal(kept, find_objects(read_image(project / "photos" / "p0.png")).foreground > 0)
