@@ -183,7 +183,6 @@ def test_a_round_can_start_from_a_model_it_never_changes(project, tmp_path):
     assert not [p for p in wd.iterdir() if p.name.startswith(".")]
 
 
-
 def test_photos_that_had_auto_segmentation_are_held_through_a_round(project, tmp_path, monkeypatch):
     """A photo given auto-segmentation's objects when last segmented (the
     model saw next to none of them) is held by the round's own

@@ -349,10 +349,19 @@ def test_a_start_scale_is_checked_against_the_first_look(monkeypatch):
     assert chosen == pytest.approx(4.0)
 
 
-def test_the_scales_of_the_last_segmentation_are_read_back(trained, tmp_path):
+def test_the_scales_of_the_last_segmentation_are_read_back(trained, tmp_path, monkeypatch):
+    import evaluation.segment as segment
     from evaluation.segment import previous_scales
 
+    starts, real = [], segment.segment_photo
+
+    def spy(model, meta, image, **kwargs):
+        starts.append(kwargs.get("start", 0.0))
+        return real(model, meta, image, **kwargs)
+
+    monkeypatch.setattr(segment, "segment_photo", spy)
     result = run_segment(trained / "model", trained / "photos", tmp_path / "out", start_scales={"p1.png": 0.5})
+    assert sorted(starts) == [0.0, 0.5]  # the start scale reaches the photo it names, and no other
     assert previous_scales(tmp_path / "out") == pytest.approx(result.scales, abs=1e-3)
     assert previous_scales(tmp_path / "nowhere") == {}
     (tmp_path / "broken").mkdir()
