@@ -42,6 +42,7 @@ from core.photos import PhotoLoop
 from core.progress import Progress, SubProgress
 from core.stats import robust_spread
 from core.workdir import WorkingDirectory
+from evaluation.confident import Sureness, confident_objects
 
 
 @dataclass
@@ -49,13 +50,19 @@ class RefineSettings:
     epochs: int = 15               # training epochs added per round
     synthetic_count: int = 400
     synthetic_size: int = 256
-    min_margin: float = 0.85       # mean object probability inside, at least
-    max_outside: float = 0.3       # mean object probability in the ring around it, at most
-    min_flip_iou: float = 0.85     # agreement with the mirrored photo's result
-    min_solidity: float = 0.85
-    max_per_photo: int = 40        # so that crowded photos do not fill the pool alone
+    # which objects the model is sure of (see evaluation.confident.Sureness)
+    min_margin: float = Sureness.min_margin
+    max_outside: float = Sureness.max_outside
+    min_flip_iou: float = Sureness.min_flip_iou
+    min_solidity: float = Sureness.min_solidity
+    max_per_photo: int = Sureness.max_per_photo
     retire_below: float = 0.2      # auto objects the model gives less than this are retired
     seed: int = 0
+
+    @property
+    def sureness(self) -> Sureness:
+        return Sureness(self.min_margin, self.max_outside, self.min_flip_iou, self.min_solidity,
+                        self.max_per_photo)
 
 
 @dataclass
@@ -86,63 +93,6 @@ class RefineResult:
             text += (f" Cancelled during round {self.rounds + 1}: the working directory and the model "
                      f"are {kept}.")
         return text
-
-
-@dataclass
-class ConfidentObjects:
-    labels: np.ndarray
-    chosen: list[int]
-    foreground: np.ndarray   # object probability, float32
-
-
-def confident_objects(probability: np.ndarray, mirrored: np.ndarray, settings: RefineSettings) -> ConfidentObjects:
-    """Objects of a probability map that the model is sure of.
-
-    Parameters
-    ----------
-    probability : (H, W) float
-        Object probability (1 - background) of the photo.
-    mirrored : (H, W) float
-        The same for the mirrored photo, mirrored back.
-    """
-    from skimage.measure import regionprops
-
-    from segmentation.instances import split_touching
-
-    mask = probability >= 0.5
-    labels = split_touching(mask)
-    mirrored_mask = mirrored >= 0.5
-    h, w = mask.shape
-    candidates = []
-    props = regionprops(labels, intensity_image=probability)
-    if not props:
-        return ConfidentObjects(labels, [], probability)
-    median_area = float(np.median([p.area for p in props]))
-    for p in props:
-        r0, c0, r1, c1 = p.bbox
-        if r0 == 0 or c0 == 0 or r1 == h or c1 == w:
-            continue
-        if p.solidity < settings.min_solidity or not 0.2 <= p.area / median_area <= 5.0 or p.area < 16:
-            continue
-        if p.intensity_mean < settings.min_margin:
-            continue
-        pad = max(2, int(0.2 * max(r1 - r0, c1 - c0)))
-        R0, C0, R1, C1 = max(0, r0 - pad), max(0, c0 - pad), min(h, r1 + pad), min(w, c1 + pad)
-        inside = labels[R0:R1, C0:C1] == p.label
-        ring = ndi.binary_dilation(inside, iterations=pad) & ~ndi.binary_dilation(inside)
-        ring &= labels[R0:R1, C0:C1] == 0
-        if ring.any() and probability[R0:R1, C0:C1][ring].mean() > settings.max_outside:
-            continue
-        other = mirrored_mask[R0:R1, C0:C1]
-        component = ndi.label(other)[0]
-        hits = np.unique(component[inside & other])
-        match = np.isin(component, hits[hits > 0])
-        flip_iou = (inside & match).sum() / max(1, (inside | match).sum())
-        if flip_iou < settings.min_flip_iou:
-            continue
-        candidates.append((float(p.intensity_mean) * flip_iou, p.label))
-    candidates.sort(reverse=True)
-    return ConfidentObjects(labels, [label for _, label in candidates[:settings.max_per_photo]], probability)
 
 
 def _photo_stats(image: np.ndarray, gray: np.ndarray, labels: np.ndarray, chosen: list[int],
@@ -206,7 +156,7 @@ def refine_pool(images, workdir: WorkingDirectory, model_dir, settings: RefineSe
                                      start=(start_scales or {}).get(path.name, 0.0))
         _, fg_m = predict_mask(model, meta, np.ascontiguousarray(image[:, ::-1]), scale=scale,
                                return_foreground=True)
-        found = confident_objects(fg, fg_m[:, ::-1], settings)
+        found = confident_objects(fg, fg_m[:, ::-1], settings.sureness)
         mask_file = f"{WorkingDirectory.REFINE}/{photos.stem(path)}_mask.png"
         measured = _photo_stats(image, to_gray_float(image), found.labels, found.chosen, mask_file, 0)
         classical_polarity = auto_stats.get(path.name, {}).get("polarity")

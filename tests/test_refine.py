@@ -5,8 +5,9 @@ import pytest
 
 from core.errors import UserInputError
 from core.workdir import WorkingDirectory
+from evaluation.confident import confident_objects
 from evaluation.segment import SCALE_STEP, previous_scales
-from loop.refine import RefineSettings, confident_objects, run_refine
+from loop.refine import RefineSettings, run_refine
 
 
 def _disc_map(shape, centres, radius, value):
@@ -25,7 +26,7 @@ def test_only_sure_stable_plausible_objects_are_chosen():
     cut = _disc_map(shape, [(5, 140)], 10, 0.97)             # cut by the border
     probability = np.maximum.reduce([sure, unsure, unstable, cut])
     mirrored = np.maximum.reduce([sure, unsure, cut])
-    found = confident_objects(probability, mirrored, RefineSettings())
+    found = confident_objects(probability, mirrored)
     centres = sorted((int(np.mean(np.nonzero(found.labels == k)[0])), int(np.mean(np.nonzero(found.labels == k)[1])))
                      for k in found.chosen)
     assert centres == [(30, 30), (30, 80)]
@@ -35,7 +36,7 @@ def test_at_most_max_per_photo():
     shape = (200, 200)
     centres = [(20 + 40 * i, 20 + 40 * j) for i in range(5) for j in range(5)]
     probability = _disc_map(shape, centres, 8, 0.95)
-    found = confident_objects(probability, probability, RefineSettings(max_per_photo=5))
+    found = confident_objects(probability, probability, RefineSettings(max_per_photo=5).sureness)
     assert len(found.chosen) == 5
 
 
@@ -202,7 +203,7 @@ def test_photos_that_had_auto_segmentation_are_held_through_a_round(project, tmp
     assert first.auto_segmented == ["p0.png", "p1.png"]
     asked, real = [], segment.classical_if_model_blind
 
-    def judged(image, mask, share=segment.BLIND_SHARE):
+    def judged(image, mask, share=segment.BLIND_SHARE, **kwargs):
         asked.append(share)
         return real(image, np.zeros_like(mask), share)  # the retrained model sees none of them either
 

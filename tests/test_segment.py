@@ -442,6 +442,84 @@ def test_segment_falls_back_to_auto_segmentation_and_says_so(trained, tmp_path):
     assert (read_image(tmp_path / "off" / "large_mask.png") > 0).sum() < 0.1 * mask.sum()
 
 
+def _particles_on_a_film(seed: int = 1):
+    """Dark particles on a grey film inside a brighter frame: auto-
+    segmentation takes the film (darker than the frame around it) for one
+    large object, and the particles lie in it."""
+    scene, truth = render_particle_scene((144, 200), count=8, radius=(6, 9), seed=seed, gradient=0.0)
+    photo = np.full((192, 256), 240, np.uint8)
+    photo[24:168, 28:228] = np.clip(scene.astype(np.int16) + 25, 0, 255).astype(np.uint8)
+    labels = np.zeros(photo.shape, np.int32)
+    labels[24:168, 28:228] = truth
+    return photo, labels
+
+
+def test_auto_segmentation_does_not_stand_in_with_the_photo_inside_out():
+    """Where one of auto-segmentation's objects holds several objects the
+    model is sure of, that object is background (a film, the lit half of a
+    photo) and the model's mask stays; one sure object in each of its
+    objects, or none, and auto-segmentation stands in as before."""
+    from evaluation.segment import SEVERAL_SURE, classical_if_model_blind, holds_several
+    from segmentation.autoseg import find_objects
+
+    photo, particles = _particles_on_a_film()
+    film = find_objects(photo).foreground > 0
+    assert film.mean() > 0.5 and (particles > 0).mean() < 0.05  # auto-segmentation reads it inside out
+    model = (particles > 0).astype(np.uint8)
+    assert SEVERAL_SURE == 2 and particles.max() >= SEVERAL_SURE
+    assert holds_several(film, particles)
+    assert classical_if_model_blind(photo, model, sure_objects=lambda: particles) is None
+    one = np.where(particles == 1, 1, 0)
+    assert not holds_several(film, one)
+    assert classical_if_model_blind(photo, model, sure_objects=lambda: one) is not None
+    assert classical_if_model_blind(photo, model) is not None  # nothing asked: as before
+    # large particles, each holding one sure object (texture the model is sure of), or none
+    image, truth = render_particle_scene((192, 256), count=4, radius=(30, 40), seed=5)
+    assert not holds_several(find_objects(image).foreground, truth)
+    found = classical_if_model_blind(image, np.zeros(truth.shape, np.uint8), sure_objects=lambda: truth)
+    assert found is not None and ((found > 0) & (truth > 0)).sum() > 0.8 * (truth > 0).sum()
+    # the model's sure objects are asked for only where auto-segmentation would stand in
+    asked = []
+    assert classical_if_model_blind(image, (truth > 0).astype(np.uint8),
+                                    sure_objects=lambda: asked.append(1) or truth) is None
+    assert asked == []
+
+
+def test_segment_keeps_the_models_mask_where_auto_segmentation_has_the_photo_inside_out(trained, tmp_path,
+                                                                                        monkeypatch):
+    """``segment`` on the film photo: the model covers only a few hundredths
+    of auto-segmentation's object. Where it is sure of the particles on it
+    (the model's sure objects here are the particles themselves), the folder
+    gets the model's mask and the record does not call the photo
+    auto-segmented, so a self-training round does not hold it; where it is
+    sure of none, auto-segmentation stands in as before."""
+    import evaluation.confident as confident
+
+    photo, particles = _particles_on_a_film()
+    write_image(tmp_path / "film.png", photo)
+    calls, sure, real = [], {}, confident.confident_objects
+
+    def the_particles(probability, mirrored, rules=confident.Sureness()):
+        calls.append(probability.shape)
+        found = real(probability, mirrored, rules)
+        return confident.ConfidentObjects(particles, sure["labels"], found.foreground)
+
+    monkeypatch.setattr(confident, "confident_objects", the_particles)
+    sure["labels"] = list(range(1, int(particles.max()) + 1))
+    result = run_segment(trained / "model", tmp_path / "film.png", tmp_path / "out",
+                         settings=SegmentSettings(flips=False))
+    assert calls == [photo.shape]
+    assert result.objects >= 1 and result.auto_segmented == []
+    assert json.loads((tmp_path / "out" / "segment.json").read_text())["auto_segmented"] == []
+    mask = read_image(tmp_path / "out" / "film_mask.png") > 0
+    assert mask.mean() < 0.1 and (mask & (particles > 0)).sum() > 0.5 * (particles > 0).sum()
+    sure["labels"] = []
+    inside_out = run_segment(trained / "model", tmp_path / "film.png", tmp_path / "none",
+                             settings=SegmentSettings(flips=False))
+    assert inside_out.auto_segmented == ["film.png"]
+    assert (read_image(tmp_path / "none" / "film_mask.png") > 0).mean() > 0.5
+
+
 def _grainy_photo_with_specks(seed: int = 3):
     """A grainy grey photo with six small dark particles, and a model's mask
     of them plus specks of grain: small clumps of the grain itself, no
