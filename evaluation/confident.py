@@ -79,3 +79,15 @@ def confident_objects(probability: np.ndarray, mirrored: np.ndarray, rules: Sure
         candidates.append((float(p.intensity_mean) * flip_iou, p.label))
     candidates.sort(reverse=True)
     return ConfidentObjects(labels, [label for _, label in candidates[:rules.max_per_photo]], probability)
+
+
+def model_sure_objects(model, meta: dict, image: np.ndarray, scale: float, probability: np.ndarray,
+                       rules: Sureness = Sureness(), tile: int | None = None) -> ConfidentObjects:
+    """The objects the model is sure of in ``image``, whose object
+    ``probability`` it predicted at ``scale``: the mirrored photo is
+    predicted at the same scale for the comparison."""
+    from evaluation.predict import predict_mask
+
+    _, mirrored = predict_mask(model, meta, np.ascontiguousarray(image[:, ::-1]), scale=scale, tile=tile,
+                               return_foreground=True)
+    return confident_objects(probability, mirrored[:, ::-1], rules)

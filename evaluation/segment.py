@@ -421,18 +421,15 @@ def holds_several(foreground: np.ndarray, sure: np.ndarray, several: int = SEVER
     from scipy import ndimage as ndi
 
     regions, count = ndi.label(foreground > 0)
-    if count == 0 or not sure.any():
+    if count == 0:
         return False
-    objects = np.unique(sure[sure > 0])
-    area = ndi.sum(np.ones(sure.shape), sure, objects)
-    inside = np.zeros(objects.size, np.int64)
-    holders = np.zeros(objects.size, np.int64)
-    for i, k in enumerate(objects):
+    holders = []
+    for k in np.unique(sure[sure > 0]):
         hits = np.bincount(regions[sure == k], minlength=count + 1)
-        holders[i] = int(hits[1:].argmax()) + 1
-        inside[i] = hits[holders[i]]
-    held = holders[inside > area / 2]
-    return held.size > 0 and int(np.bincount(held).max()) >= several
+        holder = int(hits[1:].argmax()) + 1
+        if hits[holder] > hits.sum() / 2:
+            holders.append(holder)
+    return bool(holders) and int(np.bincount(holders).max()) >= several
 
 
 def _annotations(image: np.ndarray) -> np.ndarray | None:
@@ -569,12 +566,9 @@ def _segment_into(task, image, folder: Path) -> dict:
     reading = "model"
     if settings.fallback and len(classes) == 2 and not task.detector:
         def sure_objects() -> np.ndarray:
-            from evaluation.confident import confident_objects
-            from evaluation.predict import predict_mask
+            from evaluation.confident import model_sure_objects
 
-            _, mirrored = predict_mask(model, meta, np.ascontiguousarray(image[:, ::-1]), scale=scale,
-                                       tile=settings.tile, return_foreground=True)
-            found = confident_objects(foreground, mirrored[:, ::-1])
+            found = model_sure_objects(model, meta, image, scale, foreground, tile=settings.tile)
             return np.where(np.isin(found.labels, found.chosen), found.labels, 0)
 
         classical = classical_if_model_blind(image, mask, HOLD_SHARE if task.held else BLIND_SHARE,

@@ -42,7 +42,7 @@ from core.photos import PhotoLoop
 from core.progress import Progress, SubProgress
 from core.stats import robust_spread
 from core.workdir import WorkingDirectory
-from evaluation.confident import Sureness, confident_objects
+from evaluation.confident import Sureness, model_sure_objects
 
 
 @dataclass
@@ -50,19 +50,9 @@ class RefineSettings:
     epochs: int = 15               # training epochs added per round
     synthetic_count: int = 400
     synthetic_size: int = 256
-    # which objects the model is sure of (see evaluation.confident.Sureness)
-    min_margin: float = Sureness.min_margin
-    max_outside: float = Sureness.max_outside
-    min_flip_iou: float = Sureness.min_flip_iou
-    min_solidity: float = Sureness.min_solidity
-    max_per_photo: int = Sureness.max_per_photo
+    sureness: Sureness = field(default_factory=Sureness)  # which objects the model is sure of
     retire_below: float = 0.2      # auto objects the model gives less than this are retired
     seed: int = 0
-
-    @property
-    def sureness(self) -> Sureness:
-        return Sureness(self.min_margin, self.max_outside, self.min_flip_iou, self.min_solidity,
-                        self.max_per_photo)
 
 
 @dataclass
@@ -132,7 +122,7 @@ def refine_pool(images, workdir: WorkingDirectory, model_dir, settings: RefineSe
                 progress: Progress, start_scales: dict[str, float] | None = None) -> tuple[int, int]:
     """Steps 1-3 of a round; returns (objects added, objects retired).
     ``start_scales``: the scale each photo was last segmented at."""
-    from evaluation.predict import load_model, predict_mask
+    from evaluation.predict import load_model
     from evaluation.segment import segment_photo
     from segmentation.pool import add_objects, delete_objects
 
@@ -154,9 +144,7 @@ def refine_pool(images, workdir: WorkingDirectory, model_dir, settings: RefineSe
     for i, path, image in photos:
         _, scale, fg = segment_photo(model, meta, image, return_foreground=True,
                                      start=(start_scales or {}).get(path.name, 0.0))
-        _, fg_m = predict_mask(model, meta, np.ascontiguousarray(image[:, ::-1]), scale=scale,
-                               return_foreground=True)
-        found = confident_objects(fg, fg_m[:, ::-1], settings.sureness)
+        found = model_sure_objects(model, meta, image, scale, fg, settings.sureness)
         mask_file = f"{WorkingDirectory.REFINE}/{photos.stem(path)}_mask.png"
         measured = _photo_stats(image, to_gray_float(image), found.labels, found.chosen, mask_file, 0)
         classical_polarity = auto_stats.get(path.name, {}).get("polarity")

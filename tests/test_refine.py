@@ -5,7 +5,7 @@ import pytest
 
 from core.errors import UserInputError
 from core.workdir import WorkingDirectory
-from evaluation.confident import confident_objects
+from evaluation.confident import Sureness, confident_objects
 from evaluation.segment import SCALE_STEP, previous_scales
 from loop.refine import RefineSettings, run_refine
 
@@ -36,7 +36,7 @@ def test_at_most_max_per_photo():
     shape = (200, 200)
     centres = [(20 + 40 * i, 20 + 40 * j) for i in range(5) for j in range(5)]
     probability = _disc_map(shape, centres, 8, 0.95)
-    found = confident_objects(probability, probability, RefineSettings(max_per_photo=5).sureness)
+    found = confident_objects(probability, probability, Sureness(max_per_photo=5))
     assert len(found.chosen) == 5
 
 
