@@ -8,7 +8,7 @@ foreground IoU and Dice (per photo, then averaged) and instance F1 at IoU
 0.5 (pooled over photos), with the elapsed time.
 
     python benchmarks/bench_label_free.py [--set dev|val | --images DIR --masks DIR] [--rounds N] [--work DIR]
-                                          [--csv FILE]
+                                          [--csv FILE] [--seed N]
 
 With ``--csv`` each step's per-photo figures and failure classes (see
 :mod:`evaluation.failures`) are written to one file, a ``step`` column
@@ -88,6 +88,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--work", type=Path, default=None, help="keep the working files here")
     parser.add_argument("--csv", type=Path, default=None, help="write every step's per-photo figures here")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of synthesis, training and the rounds (another seed shows the training spread)")
     args = parser.parse_args()
     args.images, args.masks = emps_folders(args)
     with tempfile.TemporaryDirectory() as tmp:
@@ -98,8 +100,8 @@ def main() -> None:
         from core.quiet_tf import import_tensorflow
 
         import_tensorflow()
-        from loop.pipeline import run_pipeline
-        from loop.refine import run_refine
+        from loop.pipeline import PipelineSettings, run_pipeline
+        from loop.refine import RefineSettings, run_refine
 
         results, per_photo = [], PerPhoto(args.csv)
 
@@ -108,12 +110,14 @@ def main() -> None:
             results.append(line(step, s, elapsed) + "\n" + per_photo.add(step, s))
             print(results[-1], flush=True)
 
-        run_pipeline(args.images, workdir, model, epochs=args.epochs, progress=progress)
+        run_pipeline(args.images, workdir, model, epochs=args.epochs, settings=PipelineSettings(seed=args.seed),
+                     progress=progress)
         elapsed = time.perf_counter() - t0
         report("auto-segmentation", workdir / "autoseg", elapsed)
         report("first training", workdir / "segmented", elapsed)
         for k in range(args.rounds):
-            run_refine(args.images, workdir, model, rounds=1, progress=progress)
+            run_refine(args.images, workdir, model, rounds=1, settings=RefineSettings(seed=args.seed),
+                       progress=progress)
             report(f"after round {k + 1}", workdir / "segmented", time.perf_counter() - t0)
         print("\n".join(["", "summary:"] + results))
 
