@@ -44,8 +44,9 @@ def find_annotations(gray: np.ndarray, *, band: float = 0.2) -> np.ndarray:
 
     Candidate marks are the pixels at the darkest or brightest value of the
     photo (annotations are drawn in pure black or white), within
-    ``SAVED_TOLERANCE`` of it: a photo saved as JPEG smears its letters
-    over a few levels below white. A connected group
+    ``SAVED_TOLERANCE`` of it where the photo's inside does not itself
+    reach that level (see ``CONTENT_SHARE``): a photo saved as JPEG smears
+    its marks a few levels off black or white. A connected group
     of such pixels within ``band`` (a fraction of the shorter side) of an
     edge counts as an annotation when it is a glyph (small, thin strokes,
     in strong contrast to what surrounds it), a bar (a thin filled
