@@ -186,7 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="score predicted masks against expert masks")
     p.add_argument("--pred", required=True, help="folder of predicted masks")
     p.add_argument("--truth", required=True, help="folder of expert masks")
-    p.add_argument("--out", help="folder for the report (default: --pred)")
+    p.add_argument("--out", help="folder for the report (default: a folder beside --pred named after it, "
+                                  "<pred>_evaluation)")
 
     p = sub.add_parser("pipeline", help="auto-segment, synthesize, train and segment in one go")
     p.add_argument("--images", required=True, help="folder of photos")
@@ -367,12 +368,12 @@ def _check_before_tensorflow(args) -> None:
     its import (several seconds) rather than after."""
     from core.errors import UserInputError
     from core.imageio import list_images
-    from core.model_folder import read_meta
+    from core.model_folder import read_trained_meta
 
     if getattr(args, "images", None):
         list_images(args.images, what="photos folder or photo", hdu=getattr(args, "hdu", None))
     if args.command == "segment":
-        read_meta(args.model)
+        read_trained_meta(args.model)
         if args.pixel_size is not None:
             _pixel_calibration(args)
         _gain(args.gain)
@@ -384,6 +385,10 @@ def _check_before_tensorflow(args) -> None:
         parse_formats(args.formats)
         if args.workers and args.scheduler:
             raise UserInputError("Give either --workers (a local cluster) or --scheduler (a running one), not both")
+        if args.workers:
+            from evaluation.batch import check_local_workers
+
+            check_local_workers(args.workers)
     if args.command == "train" and not os.path.isdir(args.data):
         raise UserInputError(f"The training data folder does not exist: {args.data}")
 
@@ -412,7 +417,7 @@ def run_cli(argv: list[str]) -> int:
 
         return gui_main(workdir=args.workdir)
 
-    from core.errors import StageCancelled, UserInputError
+    from core.errors import StageCancelled, UserInputError, user_error_from
     from core.progress import TerminalProgress
 
     progress = TerminalProgress()
@@ -425,6 +430,12 @@ def run_cli(argv: list[str]) -> int:
         return HANDLERS[args.command](args, progress)
     except UserInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        mistake = user_error_from(exc)
+        if mistake is None:
+            raise
+        print(f"error: {mistake}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, StageCancelled):
         print("cancelled", file=sys.stderr)

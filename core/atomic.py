@@ -7,8 +7,20 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
+
+# The temporary names this application writes under: ``.<stem>.<8 random>.part<suffix>``
+# (atomic_path) and ``.<name>.part-<8 hex>`` (a file or folder being linked or
+# made). Nothing else is ever taken for a leftover, so a user's own hidden
+# files (``.thesis.partial.txt``) are never removed or left out of a copy.
+_PARTIAL = re.compile(r"^\..+\.(?:[a-z0-9_]{8}\.part(?:\.[^.]+)?|part-[0-9a-f]{8})$")
+
+
+def is_partial(name: str) -> bool:
+    """Whether ``name`` is a temporary name of this application's writers."""
+    return _PARTIAL.match(name) is not None
 
 
 def _current_umask() -> int:
@@ -59,9 +71,11 @@ def remove_stale_parts(folder: str | os.PathLike, *, older_than_s: float = 3600.
     removed = 0
     if not folder.is_dir():
         return 0
-    for path in folder.glob(".*.part*"):
+    for path in folder.glob(".*"):
+        if not is_partial(path.name):
+            continue
         with contextlib.suppress(OSError):
-            if path.is_file() and time.time() - path.stat().st_mtime > older_than_s:
+            if path.is_file() and not path.is_symlink() and time.time() - path.stat().st_mtime > older_than_s:
                 path.unlink()
                 removed += 1
     return removed

@@ -1,5 +1,7 @@
 """Exceptions that describe a user's mistake, not a program fault."""
 
+import errno
+
 
 class UserInputError(Exception):
     """Bad input a user can fix: a missing folder, an unreadable photo, an
@@ -15,3 +17,18 @@ class ImageReadError(UserInputError):
 class StageCancelled(Exception):
     """Raised by :meth:`core.progress.Progress.check_cancelled` when the user
     pressed Cancel. Stages that can stop cleanly catch it themselves."""
+
+
+# A full disk, a full quota, a file over the size limit: the user can fix
+# these (free some space), so they are told in one line, not a traceback.
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def user_error_from(exc: BaseException) -> UserInputError | None:
+    """The one-line form of a failure of the computer the user can remedy
+    (no space left to write), or None for anything else."""
+    if isinstance(exc, OSError) and exc.errno in NO_SPACE:
+        where = f" while writing {exc.filename}" if exc.filename else ""
+        return UserInputError(f"There is no space left on the disk{where} ({exc.strerror or exc}): free some "
+                              "space and run it again; nothing half-written was kept")
+    return None

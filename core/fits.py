@@ -34,6 +34,29 @@ def split_unit(path: Path) -> tuple[Path, int | None]:
     return path.with_name(match["file"]), int(match["unit"])
 
 
+# The same unit named as astropy and CFITSIO also allow: ``mef.fits[AMP1]``, by its EXTNAME.
+_NAMED_UNIT = re.compile(r"^(?P<file>.+\.(?:fits|fit|fts))\[(?P<name>[^\]]*[^\]\d][^\]]*)\]$", re.IGNORECASE)
+
+
+def named_unit(path: Path) -> Path | None:
+    """``mef.fits[AMP1]`` -> ``mef.fits[2]`` (the image unit whose EXTNAME is
+    AMP1) when the file exists; None for a path not of that form or a file
+    that is not there. Raises :class:`ImageReadError` when no image unit has
+    that name, listing those it has."""
+    path = Path(path)
+    match = _NAMED_UNIT.match(path.name)
+    if match is None or not path.with_name(match["file"]).is_file():
+        return None
+    file, wanted = path.with_name(match["file"]), match["name"].strip().upper()
+    with _open(file) as units:
+        names = {i: str(u.header.get("EXTNAME", "")).strip() for i, u in enumerate(units) if _is_image(u)}
+    for index, name in names.items():
+        if name.upper() == wanted:
+            return unit_path(file, index)
+    listed = ", ".join(f"{i} ({n})" if n else str(i) for i, n in names.items()) or "none"
+    raise ImageReadError(f"{file.name} has no image unit named {match['name']} (its image units: {listed}): {file}")
+
+
 def unit_path(path: Path, unit: int) -> Path:
     """The name of one unit of a FITS file: ``frame.fits[2]``."""
     return Path(path).with_name(f"{Path(path).name}[{unit}]")

@@ -63,6 +63,9 @@ def _only_unit(photos: list[Path], hdu: int) -> list[Path]:
 
 
 def _list_images(folder: Path, what: str) -> list[Path]:
+    from core.fits import named_unit
+
+    folder = named_unit(folder) or folder  # mef.fits[AMP1] -> mef.fits[2]
     file, unit = split_unit(folder)
     if unit is not None and file.is_file():  # one unit of a FITS file: frame.fits[2]
         units = image_units(file)

@@ -25,6 +25,7 @@ import os
 from pathlib import Path
 
 from core.errors import UserInputError
+from core.jsonfile import read_json
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED_MODEL = ROOT / "checkpoints"
@@ -122,10 +123,7 @@ def read_meta(model_dir: str | Path) -> dict:
     path = model_dir / META_FILE
     if not path.is_file():
         raise UserInputError(f"The model folder has no {META_FILE} (is it a trained model folder?): {model_dir}")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UserInputError(f"{META_FILE} is unreadable: {path} ({exc})") from None
+    meta = read_json(path, what=f"model description ({META_FILE})")
     if not isinstance(meta, dict) or meta.get("format") != META_FORMAT:
         raise UserInputError(f"{path} does not describe a model of this application")
     version = meta.get("version", 0)
@@ -138,6 +136,25 @@ def read_meta(model_dir: str | Path) -> dict:
     problem = meta_problem(meta)
     if problem:
         raise UserInputError(f"{path} is not a valid model description: {problem}")
+    return meta
+
+
+def read_trained_meta(model_dir: str | Path) -> dict:
+    """:func:`read_meta` of a folder that must also hold a trained model: a
+    missing, unreadable or misplaced ``model.keras`` (a folder of that name)
+    is refused here, before TensorFlow loads."""
+    meta = read_meta(model_dir)
+    path = Path(model_dir) / MODEL_FILE
+    if not path.exists():
+        raise UserInputError(f"The model folder has no trained model ({MODEL_FILE}; is it still training, or "
+                             f"was the file moved?): {model_dir}")
+    if not path.is_file():
+        raise UserInputError(f"{path} is not a file: the model folder holds no trained model")
+    try:
+        with open(path, "rb") as fh:
+            fh.read(1)
+    except OSError as exc:
+        raise UserInputError(f"The model file cannot be read ({exc.strerror or exc}): {path}") from None
     return meta
 
 

@@ -38,14 +38,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import socket
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
-from core.atomic import write_json_atomic
+from core.atomic import is_partial, write_json_atomic
 from core.errors import UserInputError
+from core.overlap import refuse_current_folder, refuse_overlap
 
 STAGING_PREFIX = ".staging-"
 MARKER = ".staged-copy"  # in a staged folder: transactions inside it are the outer one's business
@@ -56,20 +59,51 @@ CLAIMS = "claims.json"  # the real paths a staging area is changing (the lock)
 _LIVE: set[str] = set()  # staging areas of transactions open in this process
 
 
-def _clone(source: Path, target: Path) -> None:
-    """Copy ``source`` (file or folder) to ``target``, hard-linking files."""
+_AREA_NAME = re.compile(r"^\.staging-[0-9a-f]{12}$")
+_EXTERNAL_NAME = re.compile(r"^\..+\.staging-[0-9a-f]{12}(?:\.old)?$")
+
+
+def _leftover(name: str) -> bool:
+    """Names only this application makes and never keeps: half-written files,
+    staging areas and the staged copies of parts outside their home."""
+    return is_partial(name) or _AREA_NAME.match(name) is not None or _EXTERNAL_NAME.match(name) is not None
+
+
+def _clone(source: Path, target: Path, *, top: bool = True) -> None:
+    """Copy ``source`` (file or folder) to ``target`` as it is: files
+    hard-linked, symbolic links as links (never followed, so a link to the
+    folder itself or to another disk stays a link), hidden files kept, the
+    folders within it with their permissions and times; only this
+    application's own leftovers (:func:`_leftover`) are left out."""
+    if source.is_symlink():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(os.readlink(source), target)
+        return
     if source.is_dir():
         target.mkdir(parents=True, exist_ok=True)
         for entry in os.scandir(source):
-            if entry.name.startswith(".") and (".part" in entry.name or "staging-" in entry.name):
-                continue  # half-written leftovers, other stagings
-            _clone(Path(entry.path), target / entry.name)
+            if not _leftover(entry.name):
+                _clone(Path(entry.path), target / entry.name, top=False)
+        if not top:  # the staged folder itself stays writable: the stage writes there
+            with contextlib.suppress(OSError):
+                shutil.copystat(source, target, follow_symlinks=False)
         return
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        os.link(source, target)
+        os.link(source, target, follow_symlinks=False)
     except OSError:
-        shutil.copy2(source, target)
+        if source.is_file():  # not a pipe or a device, which would block or never end
+            shutil.copy2(source, target, follow_symlinks=False)
+
+
+def _areas(folder: Path) -> list[Path]:
+    """The staging areas in ``folder`` (folders named as this module names
+    them; a user's own ``.staging-notes`` is none of them)."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:
+        return []
+    return [Path(e.path) for e in entries if _AREA_NAME.match(e.name) and e.is_dir(follow_symlinks=False)]
 
 
 def _inside_staged_copy(path: Path) -> bool:
@@ -79,12 +113,14 @@ def _inside_staged_copy(path: Path) -> bool:
 class Transaction:
     """Staged copies of some files and folders, swapped in by :meth:`commit`."""
 
-    def __init__(self, home: str | os.PathLike) -> None:
+    def __init__(self, home: str | os.PathLike, *, inputs: Iterable[str | os.PathLike | None] = ()) -> None:
         self.home = Path(home)
+        self.inputs = [i for i in inputs if i is not None]
         self.passthrough = _inside_staged_copy(self.home)
         self.area = self.home / f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}"
         self.parts: list[tuple[Path, Path]] = []  # (staged, real)
         self.external: list[str] = []  # staged copies outside the area
+        self.claimed: list[Path] = []  # the real paths this stage changes (see _claim)
         self.committed = False
 
     @property
@@ -99,7 +135,12 @@ class Transaction:
             recover(self.home)
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if isinstance(exc, UserInputError) and not self.passthrough and exc.args:
+            # The user knows the real places, not the staged copies.
+            exc.args = (self._real_text(str(exc.args[0])), *exc.args[1:])
+        elif isinstance(exc, OSError) and not self.passthrough and isinstance(exc.filename, str):
+            exc.filename = self._real_text(exc.filename)
         if self.committed or self.passthrough:
             return
         if (self.area / JOURNAL).is_file():
@@ -123,6 +164,8 @@ class Transaction:
         home_abs = self.home.resolve()
         if real_abs == home_abs:
             raise ValueError("stage the parts of the folder, not the folder itself")
+        refuse_overlap(real, self.inputs)
+        refuse_current_folder(real)
         self._make_area()
         self._claim(real_abs)
         if real_abs.is_relative_to(home_abs):
@@ -153,29 +196,69 @@ class Transaction:
                 "pid": os.getpid(), "host": socket.gethostname(),
                 "started": time.strftime("%Y-%m-%d %H:%M:%S"), "command": _command_line()})
 
+    def claim(self, real: str | os.PathLike) -> None:
+        """Hold ``real`` (a folder changed in place, such as a model folder
+        being trained) until the transaction ends, without staging it: a
+        stage that would change it meanwhile is refused, as for a staged part."""
+        if self.passthrough:
+            return
+        real_abs = Path(os.path.abspath(real)).resolve()
+        refuse_overlap(real, self.inputs)
+        self._make_area()
+        self._claim(real_abs)
+
     def _claim(self, real: Path) -> None:
         """Write down that this stage changes ``real``, then refuse if a stage
-        still running already changes it (or a folder holding it, or a part of it)."""
-        claims = [str(r) for _, r in self.parts] + [str(real)]
+        still running already changes it (or a folder holding it, or a part
+        of it). Claims are read from the staging areas of the folders that
+        hold ``real``; a part outside the home gets a small area beside it
+        (owner and claims only), so that stages working there see it too."""
+        self.claimed.append(real)
+        claims = [str(r) for r in self.claimed]
         write_json_atomic(self.area / CLAIMS, claims)
-        for area in sorted(self.home.glob(f"{STAGING_PREFIX}*")):
-            if area.name == self.area.name or not area.is_dir() or not _owner_alive(area):
-                continue
-            try:
-                theirs = [Path(c) for c in json.loads((area / CLAIMS).read_text(encoding="utf-8"))]
-            except (OSError, ValueError, TypeError):
-                continue
-            if any(c == real or c.is_relative_to(real) or real.is_relative_to(c) for c in theirs):
-                raise UserInputError(f"{real} is being changed by another run ({_holder(area)}); "
-                                     "wait for it to finish, or stop it, and try again")
+        if not real.is_relative_to(self.home.resolve()):
+            beside = real.parent / self.area.name
+            if str(beside) not in self.external:
+                self.external.append(str(beside))
+                write_json_atomic(self.area / EXTERNAL, self.external)
+                try:
+                    beside.mkdir(exist_ok=True)
+                except OSError as exc:
+                    raise UserInputError(f"Cannot write in {real.parent}: {exc.strerror or exc}") from None
+                _LIVE.add(str(beside.resolve()))
+                (beside / OWNER).write_bytes((self.area / OWNER).read_bytes())
+            write_json_atomic(beside / CLAIMS, claims)
+        mine = {self.area.resolve(), real.parent.resolve() / self.area.name}
+        for folder in dict.fromkeys([self.home.resolve(), *real.parents]):
+            for area in _areas(folder):
+                if area.resolve() in mine or not _owner_alive(area):
+                    continue
+                try:
+                    theirs = [Path(c) for c in json.loads((area / CLAIMS).read_text(encoding="utf-8"))]
+                except (OSError, ValueError, TypeError):
+                    continue
+                if any(c == real or c.is_relative_to(real) or real.is_relative_to(c) for c in theirs):
+                    raise UserInputError(f"{real} is being changed by another run ({_holder(area)}); "
+                                         "wait for it to finish, or stop it, and try again")
 
-    def _paths_to_real(self) -> None:
-        """Paths into the staged copies that a stage wrote into its JSON files
-        (where its data or model were) are made to name the real places."""
+    def _swaps(self) -> list[tuple[str, str]]:
+        """(staged, real) path prefixes, longest first."""
         home, area = self.home.resolve(), self.area.resolve()
         swaps = [(str(area), str(home)), (str(self.area), str(self.home))]
         swaps += [(str(staged), str(real)) for staged, real in self.parts if not staged.is_relative_to(self.area)]
         swaps.sort(key=lambda pair: -len(pair[0]))
+        return swaps
+
+    def _real_text(self, text: str) -> str:
+        """``text`` with every path into a staged copy naming the real place."""
+        for old, new in self._swaps():
+            text = text.replace(old, new)
+        return text
+
+    def _paths_to_real(self) -> None:
+        """Paths into the staged copies that a stage wrote into its JSON files
+        (where its data or model were) are made to name the real places."""
+        swaps = self._swaps()
 
         def fix(value):
             if isinstance(value, str):
@@ -192,7 +275,7 @@ class Transaction:
         for staged, _real in self.parts:
             files = staged.rglob("*.json") if staged.is_dir() else [staged] if staged.suffix == ".json" else []
             for path in files:
-                if not path.is_file() or path.stat().st_size > 20_000_000:
+                if path.is_symlink() or not path.is_file() or path.stat().st_size > 20_000_000:
                     continue
                 try:
                     data = json.loads(path.read_text(encoding="utf-8"))
@@ -232,9 +315,42 @@ class Transaction:
         self.parts, self.external = [], []
 
 
+@contextlib.contextmanager
+def hold(folder: str | os.PathLike, *, inputs: Iterable[str | os.PathLike | None] = ()):
+    """Hold ``folder``, which a stage changes in place (a model folder being
+    trained), while the ``with`` block runs: another stage that would change
+    it (a second training, a self-training round on its working directory)
+    is refused until the block ends, and this one is refused while another
+    holds it. Inside a staged copy the outer stage holds it already."""
+    folder = Path(os.path.abspath(folder))
+    if _inside_staged_copy(folder):
+        yield
+        return
+    tx = Transaction(folder.parent, inputs=inputs)
+    with tx:
+        tx.claim(folder)
+        try:
+            yield
+        finally:
+            tx.discard()
+
+
+def _writable_and_again(function, path, _exc_info) -> None:
+    """rmtree's error handler: a read-only folder (a user's, inside a folder
+    being replaced) is made writable and the removal tried once more."""
+    with contextlib.suppress(OSError):
+        for folder in (os.path.dirname(path), path):
+            if os.path.isdir(folder) and not os.path.islink(folder):
+                os.chmod(folder, os.stat(folder).st_mode | 0o700)
+        if function is os.rmdir or function is os.unlink:
+            function(path)
+        elif os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
+        shutil.rmtree(path, onerror=_writable_and_again)
     else:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
@@ -284,8 +400,8 @@ def recover(home: str | os.PathLike) -> list[str]:
     parts = remove_stale_parts(home)
     if parts:
         done.append(f"removed {parts} temporary file(s) left by a stage that was killed")
-    for area in sorted(home.glob(f"{STAGING_PREFIX}*")):
-        if not area.is_dir() or _owner_alive(area):
+    for area in _areas(home):
+        if _owner_alive(area):
             continue  # another stage is working in it right now
         if (area / JOURNAL).is_file():
             _finish(area)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import io
-import json
 import os
 import platform
 import re
@@ -155,10 +154,13 @@ class WorkingDirectory:
     def load_project(self) -> dict:
         if not self.project_json.exists():
             return {"application": APP_NAME, "version": APP_VERSION, "stages": {}}
-        try:
-            return json.loads(self.project_json.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise UserInputError(f"project.json is unreadable: {self.project_json} ({exc})") from None
+        from core.jsonfile import read_json_object
+
+        project = read_json_object(self.project_json, what="project description (project.json)")
+        if not isinstance(project.get("stages", {}), dict):
+            raise UserInputError(f"{self.project_json} is not a project description of this application: its "
+                                 "'stages' entry is not an object (move the file away to start it again)")
+        return project
 
     def record_stage(self, stage: str, info: dict) -> None:
         """Store what a stage did (settings, counts, time, versions)."""
@@ -172,21 +174,35 @@ class WorkingDirectory:
 
     # -- objects/index.csv --------------------------------------------------
     def read_index(self) -> list[dict]:
-        """The rows of objects/index.csv; one saved again by a spreadsheet
-        (Windows encoding, a byte-order mark, semicolons) is read as well."""
-        if not self.index_csv.exists():
+        """The rows of objects/index.csv, each with every column of
+        ``INDEX_COLUMNS`` (empty where the file lacks it); one saved again by
+        a spreadsheet (Windows encoding, a byte-order mark, semicolons) is
+        read as well. A file that is not a pool index (no 'file' column, a
+        folder, unreadable) is refused with one message."""
+        path = self.index_csv
+        if not path.exists():
             return []
-        raw = self.index_csv.read_bytes()
+        if path.is_dir():
+            raise UserInputError(f"{path} is a folder, not the object pool's index (a file): move it away")
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise UserInputError(f"The object pool's index cannot be read ({exc.strerror or exc}): {path}") from None
         try:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError:
             text = raw.decode("cp1252", errors="replace")
-        header = text.split("\n", 1)[0]
-        delimiter = ";" if "file" not in header.split(",") and ";" in header else ","
-        rows = list(csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter))
-        if rows and "file" not in rows[0]:
-            raise UserInputError(f"{self.index_csv} is not an object pool index (it has no 'file' column)")
-        return rows
+        first = text.split("\n", 1)[0]
+        delimiter = ";" if "file" not in first.split(",") and ";" in first else ","
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+        try:
+            header = [name.strip() for name in next(reader, [])]
+            rows = [dict(zip(header, values)) for values in reader if any(v.strip() for v in values)]
+        except csv.Error as exc:
+            raise UserInputError(f"{path} is not an object pool index ({exc})") from None
+        if header and "file" not in header:
+            raise UserInputError(f"{path} is not an object pool index (it has no 'file' column)")
+        return [{**dict.fromkeys(INDEX_COLUMNS, ""), **row} for row in rows]
 
     def append_index(self, rows: list[dict]) -> None:
         """Add rows to objects/index.csv (rewritten atomically)."""
@@ -226,6 +242,13 @@ class WorkingDirectory:
         dropped. Returns what was done, one line each (none when they agree)."""
         rows = self.read_index()
         images, masks = set(self._files(self.objects_images)), set(self._files(self.objects_masks))
+        if not rows and (images or masks):
+            # An emptied or damaged index is the user's to mend, never a
+            # reason to delete every object of the pool.
+            state = "lists no object" if self.index_csv.exists() else "is missing"
+            raise UserInputError(f"The object pool's index {self.index_csv} {state}, yet the pool holds "
+                                 f"{len(images | masks)} object file(s): put the index back (or move "
+                                 f"{self.objects} away to start a new pool); nothing was removed")
         kept = [row for row in rows if row.get("file", "") in images and row.get("file", "") in masks]
         done = []
         if len(kept) != len(rows):

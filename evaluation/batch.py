@@ -173,6 +173,34 @@ def done_record(task: PhotoTask, staged_out: Path) -> tuple[dict, Path] | None:
     return None
 
 
+def measured_with(settings, classes) -> dict:
+    """What a photo's table rows depend on besides the photo and the model's
+    mask: photos measured alike can share a folder's tables."""
+    return {"pixel_size": settings.pixel_size, "unit": settings.unit if settings.pixel_size else None,
+            "classes": list(classes), "include_border": settings.include_border, "split": settings.split}
+
+
+def earlier_records(staged_out: Path, current: set[str], alike: dict) -> tuple[list[tuple[dict, Path]], list[str]]:
+    """The photos of a run into the output folder before this one that are
+    not among ``current`` (stems) and whose files are all still there: the
+    records of those measured ``alike`` (see :func:`measured_with`), in name
+    order, and the names of the others."""
+    kept, other = [], []
+    for path in sorted((staged_out / RECORDS).glob("*.json")):
+        if path.stem in current:
+            continue
+        record = _read_record(path)
+        if record is None or not isinstance(record.get("files"), list) or not isinstance(record.get("measure"), dict):
+            continue
+        if not all((staged_out / f).is_file() for f in record["files"]):
+            continue  # its files were removed: the photo is no longer in the folder
+        if record.get("measured_with") == alike:
+            kept.append((record, staged_out))
+        else:
+            other.append(str(record.get("image", path.stem)))
+    return kept, other
+
+
 def clean_unfinished(into: Path, *, force: bool) -> None:
     """Remove what a killed worker left half-made, and with ``force`` every
     photo done before; photos of other runs (another model, other settings)
@@ -226,11 +254,39 @@ def run_in_process(tasks: list[PhotoTask], work, progress: Progress, total: int,
         yield work(task)
 
 
+# Memory of one local worker process: TensorFlow, the model and one photo
+# being segmented (about 0.6 GB for TensorFlow and a small model alone).
+WORKER_MEMORY = 1_000_000_000
+
+
+def worker_room() -> int:
+    """How many local worker processes this computer can run at once: one per
+    core, each with ``WORKER_MEMORY`` of free memory (at least one)."""
+    from core.machine import available_memory, cores
+
+    free = available_memory()
+    return cores() if free is None else max(1, min(cores(), free // WORKER_MEMORY))
+
+
+def check_local_workers(workers: int) -> None:
+    """Refuse more local worker processes than :func:`worker_room`."""
+    from core.errors import UserInputError
+    from core.machine import available_memory, cores, gigabytes
+
+    room = worker_room()
+    if workers > room:
+        free = available_memory()
+        memory = f" and {gigabytes(free)} of free memory" if free is not None else ""
+        raise UserInputError(f"{workers} worker processes are more than this computer can run at once: it has "
+                             f"{cores()} core(s){memory}, room for {room} (each loads TensorFlow and the model, "
+                             f"about {gigabytes(WORKER_MEMORY)}); give {room} or fewer")
+
+
 def local_workers(photos: int) -> int:
     """How many worker processes the window segments ``photos`` photos on:
-    none (this process) for a few photos, else one per core."""
-    cores = os.cpu_count() or 1
-    return 0 if photos <= FEW_PHOTOS or cores < 2 else min(cores, photos)
+    none (this process) for a few photos, else as many as the computer has room for."""
+    room = worker_room()
+    return 0 if photos <= FEW_PHOTOS or room < 2 else min(room, photos)
 
 
 def cluster_threads(workers: int) -> int:

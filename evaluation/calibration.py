@@ -8,7 +8,6 @@ every photo of a project is measured with the same scale.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from core.atomic import write_json_atomic
 from core.errors import UserInputError
+from core.jsonfile import read_json
 
 CALIBRATION_FILE = "calibration.json"
 
@@ -112,13 +112,29 @@ def _positive(value, what: str) -> float:
     return number
 
 
+# The pixel sizes a photo can have, from atomic-resolution electron
+# micrographs to macro photographs of a rock face, in µm. Outside them a
+# size is a typing slip, and squared areas would leave the range of numbers.
+PIXEL_SIZE_RANGE_UM = (1e-6, 1e5)
+
+
+def _pixel_size_in_range(pixel_size: float, unit: str, given) -> float:
+    low, high = PIXEL_SIZE_RANGE_UM
+    in_um = convert_length(pixel_size, unit, "µm")
+    if not low <= in_um <= high:
+        raise UserInputError(f"The pixel size must lie between 0.001 nm and 100 mm, got {given} {unit}.")
+    return pixel_size
+
+
 def calibration_from_pixel_size(pixel_size: float, unit: str = "µm") -> Calibration:
     """A calibration from a typed pixel size (length of one pixel side).
 
-    Raises :class:`UserInputError` for zero, negative or non-finite sizes and
-    unknown units.
+    Raises :class:`UserInputError` for zero, negative or non-finite sizes,
+    sizes outside ``PIXEL_SIZE_RANGE_UM`` and unknown units.
     """
-    return Calibration(_positive(pixel_size, "pixel size"), normalise_unit(unit), "typed")
+    unit = normalise_unit(unit)
+    size = _pixel_size_in_range(_positive(pixel_size, "pixel size"), unit, pixel_size)
+    return Calibration(size, unit, "typed")
 
 
 def calibration_from_scale_bar(
@@ -158,7 +174,8 @@ def calibration_from_scale_bar(
         )
     bar = {"p0": list(points[0]), "p1": list(points[1]), "length": length,
            "length_px": distance}
-    return Calibration(length / distance, unit, "scale bar", bar)
+    size = _pixel_size_in_range(length / distance, unit, f"{length / distance:.3g}")
+    return Calibration(size, unit, "scale bar", bar)
 
 
 def save_calibration(workdir: str | os.PathLike, calibration: Calibration) -> Path:
@@ -185,10 +202,10 @@ def load_calibration(workdir: str | os.PathLike) -> Calibration | None:
     path = Path(workdir) / CALIBRATION_FILE
     if not path.is_file():
         return None
+    data = read_json(path, what="calibration file")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
         pixel_size, unit = data["pixel_size"], data.get("unit", "µm")
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (AttributeError, KeyError, TypeError) as exc:
         raise UserInputError(f"The calibration file is unreadable: {path} ({exc})") from None
     try:
         calibration = calibration_from_pixel_size(pixel_size, unit)

@@ -21,6 +21,7 @@ per image, then averaged), and object F1 at IoU 0.5 pooled over images.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,7 +125,9 @@ def run_evaluate(pred: str | Path, truth: str | Path, out: str | Path | None = N
     truth : path
         Folder of expert masks (``<stem>.png``).
     out : path, optional
-        Folder for report.txt, report.json and confusion.png (default: ``pred``).
+        Folder for report.txt, report.json and confusion.png (default:
+        ``<pred>_evaluation`` beside ``pred``). It may not be, hold or lie
+        inside ``pred`` or ``truth`` (see :mod:`core.overlap`).
     progress : core.progress.Progress, optional
 
     Returns
@@ -138,9 +141,14 @@ def run_evaluate(pred: str | Path, truth: str | Path, out: str | Path | None = N
         A missing folder, no stem in common, or a mask whose size differs
         from its expert mask.
     """
+    from core.overlap import output_path, refuse_overlap
+
     progress = progress if progress is not None else Progress()
     pred, truth = Path(pred), Path(truth)
     predictions, pred_labels = find_predictions(pred)
+    out_dir = output_path(out, output_kind="the report folder") if out is not None else default_report_folder(pred)
+    refuse_overlap(out_dir, [pred, truth], output_kind="the report folder", input_kind="the mask folder",
+                   remedy="choose a report folder apart from the masks")
     truths = {p.stem: p for p in _image_files(truth, "truth")}
     if not predictions:
         raise UserInputError(f"The prediction folder holds no masks: {pred}")
@@ -183,9 +191,16 @@ def run_evaluate(pred: str | Path, truth: str | Path, out: str | Path | None = N
     report = _build_report(kind, confusion, per_image, matches, pred, truth, predictions, truths, stems)
     report["cancelled"] = cancelled
     text = format_report(report)
-    out_dir = Path(out) if out is not None else pred
     files = _write(out_dir, report, text)
     return EvaluationResult(text, report, len(per_image), out_dir, files, cancelled)
+
+
+def default_report_folder(pred: str | Path) -> Path:
+    """Where the report goes when no folder is given: ``<pred>_evaluation``
+    beside the prediction folder (never into it, where a file of the user's
+    could be overwritten)."""
+    pred = Path(os.path.abspath(pred))
+    return pred.with_name(f"{pred.name}_evaluation")
 
 
 def _match_image(kind, stem, predicted, expected, pred_labels, matches, num_classes) -> None:

@@ -22,6 +22,7 @@ images.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from core.atomic import write_json_atomic
-from core.errors import UserInputError
+from core.errors import UserInputError, user_error_from
 from core.imageio import is_blank, list_images
 from core.model_folder import class_names, object_diameter
 from core.progress import Progress
@@ -83,9 +84,17 @@ class SegmentResult:
     cancelled: bool = False
     measurement_text: str = ""
     auto_segmented: list[str] = field(default_factory=list)  # photos given auto-segmentation's objects
+    kept_before: list[str] = field(default_factory=list)  # segmented into the folder before: kept in its tables
+    left_out: list[str] = field(default_factory=list)  # segmented into it before, measured otherwise: not in them
 
     def summary(self) -> str:
         text = f"Segmented {self.photos} photo(s) into {self.out}: {self.objects} objects."
+        if self.kept_before:
+            text += (f" {len(self.kept_before)} photo(s) segmented into it before are kept in its tables (the "
+                     "log names them).")
+        if self.left_out:
+            text += (f" {len(self.left_out)} photo(s) segmented into it before with another pixel size, unit or "
+                     "model are left out of its tables (the log names them).")
         if self.measurement_text:
             text += " " + self.measurement_text
         if self.auto_segmented:
@@ -534,6 +543,9 @@ def segment_one(task) -> dict:
         os.rename(part, done)
     except Exception as exc:  # this photo fails (out of memory, a damaged frame); the others go on
         shutil.rmtree(part, ignore_errors=True)
+        full = user_error_from(exc)
+        if full is not None:  # a full disk: not this photo's fault, and no other photo would fare better
+            report["no_space"] = str(full)
         first = (str(exc).splitlines() or [""])[0]
         report["error"] = f"{name}: {type(exc).__name__}: {first}" if not isinstance(exc, UserInputError) \
             else f"{name}: {first}"
@@ -594,10 +606,15 @@ def _segment_into(task, image, folder: Path) -> dict:
     record = {"key": task.key, "image": name, "stem": task.stem,
               "source": str(path.resolve()) if path.exists() else str(path),
               "scale": round(float(scale), 4), "objects": measured.count, "reading": reading,
+              "measured_with": batch.measured_with(settings, classes),
               "files": sorted(p.name for p in folder.iterdir()),
               "measure": photo_record(measured, coco="coco" in settings.formats), "detector": detector}
     write_json_atomic(folder / batch.RECORD, record)
     return record
+
+
+def _names(names: list[str], most: int = 10) -> str:
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def run_segment(model_dir: str | Path, images: str | Path, out: str | Path, *,
@@ -623,7 +640,8 @@ def run_segment(model_dir: str | Path, images: str | Path, out: str | Path, *,
     Resumable: the photos done by a run that was killed or cancelled, and
     those of a completed run into ``out``, are kept and not done again by
     the next run with the same model and settings; ``force`` redoes them."""
-    from core.model_folder import read_meta
+    from core.model_folder import read_trained_meta
+    from core.overlap import output_path, refuse_overlap
     from core.transaction import Transaction
 
     settings = settings or SegmentSettings()
@@ -631,29 +649,40 @@ def run_segment(model_dir: str | Path, images: str | Path, out: str | Path, *,
     progress = progress or Progress()
     if workers < 0 or workers > 1024:
         raise UserInputError(f"The number of workers must be between 1 and 1024 (0: this process), not {workers}")
+    if workers and not scheduler:
+        from evaluation.batch import check_local_workers
+
+        check_local_workers(workers)
     files = list_images(images, what="photos folder or photo", hdu=settings.hdu)
     if settings.pixel_size is None:
         settings = _with_file_calibration(settings, files, progress)
-    out = Path(out)
+    out = output_path(out)
     if out.exists() and not out.is_dir():
         raise UserInputError(f"The output folder is a file: {out}")
-    if any(out.resolve() == p.resolve().parent for p in files[:1]):
-        raise UserInputError(f"Choose an output folder other than the photos folder: {out}")
-    read_meta(model_dir)  # a wrong model folder is reported before any work
+    refuse_overlap(out, [images, *files], output_kind="the output folder", input_kind="the photos",
+                   remedy="choose an output folder apart from the photos")
+    refuse_overlap(out, [model_dir], output_kind="the output folder", input_kind="the model folder",
+                   remedy="choose an output folder apart from the model")
+    read_trained_meta(model_dir)  # a wrong model folder is reported before any work
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserInputError(f"Cannot create the output folder {out}: {exc.strerror}") from None
     held = previous_auto_segmented(out) if held is None else held
-    with Transaction(out.parent) as tx:
-        result = _segment(model_dir, files, out, tx.stage(out), settings, progress, start_scales,
-                          held, workers=workers, scheduler=scheduler, force=force)
-        if not result.cancelled:
-            tx.commit()
+    from evaluation.batch import unfinished_folder
+
+    try:
+        with Transaction(out.parent, inputs=[images, model_dir]) as tx:
+            result = _segment(model_dir, files, out, tx.stage(out), settings, progress, start_scales,
+                              held, workers=workers, scheduler=scheduler, force=force)
+            if not result.cancelled:
+                tx.commit()
+    except BaseException:
+        with contextlib.suppress(OSError):  # kept only when it holds photos done, for the next run
+            unfinished_folder(out).rmdir()
+        raise
     if not result.cancelled:
         import shutil
-
-        from evaluation.batch import unfinished_folder
 
         shutil.rmtree(unfinished_folder(out), ignore_errors=True)
     return result
@@ -700,6 +729,8 @@ def _segment(model_dir, files: list[Path], out: Path, staged: Path, settings: Se
     failed: dict[str, str] = {}
     by_stem = {t.stem: t for t in todo}
     for report in reports:
+        if report.get("no_space"):
+            raise UserInputError(report["no_space"])
         for line in report["log"]:
             progress.log(line)
         if report["unreadable"]:
@@ -723,18 +754,33 @@ def _segment(model_dir, files: list[Path], out: Path, staged: Path, settings: Se
     detector = (DetectorCollector(staged, gain=settings.gain, overscan=parse_overscan(settings.overscan))
                 if detector_model else None)
     done = [records[t.stem] for t in tasks if records.get(t.stem) is not None]
+    # The photos segmented into this folder before, not among these, whose
+    # files are still there: the folder's tables describe them too.
+    earlier, left_out = batch.earlier_records(staged, {t.stem for t in tasks},
+                                              batch.measured_with(settings, classes))
+    if earlier:
+        names = [record["image"] for record, _ in earlier]
+        progress.log(f"{len(earlier)} photo(s) segmented into {out} before, not among these, are kept in its "
+                     f"tables: {_names(names)}")
+    if left_out:
+        progress.log(f"{len(left_out)} photo(s) segmented into {out} before with another pixel size, unit or model "
+                     f"keep their files there but are left out of its tables: {_names(left_out)} (segment them "
+                     "again into it, or remove their files)")
     try:
-        batch.merge_records(done, staged, collector, detector)
+        batch.merge_records(done + earlier, staged, collector, detector)
     except BaseException:
         collector.abort()
         raise
     for record, _ in done:
         result.photos += 1
         result.objects += int(record["objects"])
+    result.kept_before = [record["image"] for record, _ in earlier]
+    for record, _ in done + earlier:
         result.scales[record["image"]] = record["scale"]
         result.sources[record["stem"]] = record["source"]
         if record.get("reading") == "auto-segmentation":
             result.auto_segmented.append(record["image"])
+    result.left_out = left_out
     folder = collector.finish()
     if detector is not None:
         detector.finish()
@@ -748,7 +794,9 @@ def _segment(model_dir, files: list[Path], out: Path, staged: Path, settings: Se
                                              "settings": asdict(settings), "scales": result.scales,
                                              "photos": result.photos, "objects": result.objects,
                                              "skipped": result.failed, "sources": result.sources,
-                                             "auto_segmented": result.auto_segmented})
+                                             "auto_segmented": result.auto_segmented,
+                                             "kept_from_before": result.kept_before,
+                                             "left_out_of_tables": result.left_out})
     progress.update(len(files), len(files), "done")
     return result
 

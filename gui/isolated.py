@@ -18,7 +18,7 @@ import time
 import traceback
 from collections.abc import Callable
 
-from core.errors import StageCancelled, UserInputError
+from core.errors import StageCancelled, UserInputError, user_error_from
 from core.progress import Progress
 
 
@@ -83,7 +83,9 @@ def _child_main(conn, cancel_event, fn: Callable, args: tuple, kwargs: dict, int
     except StageCancelled:
         message = ("failed", "cancelled", "", "")
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which shows it
-        message = ("failed", "error", _describe(exc), traceback.format_exc())
+        mistake = user_error_from(exc)
+        message = (("failed", "input", str(mistake), "") if mistake is not None
+                   else ("failed", "error", _describe(exc), traceback.format_exc()))
     try:
         conn.send(message)
     except Exception as exc:  # noqa: BLE001 - e.g. a result that cannot be pickled

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from PyQt5.QtCore import QObject, QThread, pyqtSignal, pyqtSlot
 
-from core.errors import StageCancelled, UserInputError
+from core.errors import StageCancelled, UserInputError, user_error_from
 from core.progress import Progress
 from gui.isolated import ChildFailed, run_in_child
 
@@ -122,7 +122,8 @@ class StageWorker(QObject):
             self.failure = StageFailure("error", f"{self.name} stopped because of an unexpected error ({exc}).",
                                         exc.details)
         except Exception as exc:  # noqa: BLE001 - the window must survive any stage fault
-            self.failure = _unexpected(self.name, exc)
+            mistake = user_error_from(exc)
+            self.failure = StageFailure("input", str(mistake)) if mistake is not None else _unexpected(self.name, exc)
         if self.failure is None:
             self.finished.emit(self.result)
         else:

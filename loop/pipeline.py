@@ -74,7 +74,7 @@ def run_pipeline(images: str | Path, workdir: str | Path, model_dir: str | Path,
         return result
     result.steps["synthesis"] = run_synthesize(
         workdir, settings=SynthesisSettings(count=settings.synthetic_count, size=settings.synthetic_size,
-                                            seed=settings.seed),
+                                            seed=settings.seed, fit_size=True),
         progress=step("synthesis", 0.1, 0.2))
     if progress.cancelled:
         result.cancelled = True

@@ -206,7 +206,7 @@ def run_refine(images: str | Path, workdir: str | Path, model_dir: str | Path, *
     ``on_epoch_end(epoch, logs)`` is called after every training epoch, as
     by :func:`training.train.run_training`.
     """
-    from core.model_folder import check_writable, holds_model, read_meta, training_record
+    from core.model_folder import check_writable, holds_model, read_trained_meta, training_record
     from core.transaction import Transaction
     from evaluation.segment import previous_scales, run_segment
     from synthetic.compose import SynthesisSettings, run_synthesize
@@ -225,7 +225,7 @@ def run_refine(images: str | Path, workdir: str | Path, model_dir: str | Path, *
         raise UserInputError(f"The object pool in {wd.root} is empty: run Auto-segment (or the pipeline) first")
     if holds_model(model_dir):
         start_from = None
-    meta = read_meta(start_from if start_from is not None else model_dir)
+    meta = read_trained_meta(start_from if start_from is not None else model_dir)
     result = RefineResult(segmented=str(wd.segmented))
     train_settings = TrainSettings(**{k: v for k, v in training_record(meta).items()
                                       if k in TrainSettings.__dataclass_fields__})
@@ -236,7 +236,7 @@ def run_refine(images: str | Path, workdir: str | Path, model_dir: str | Path, *
         def part(a, b, label, base=base, k=k):
             return SubProgress(progress, base + a / rounds, base + b / rounds, f"round {k + 1}: {label}")
 
-        with Transaction(wd.root) as tx:
+        with Transaction(wd.root, inputs=[images, start_from]) as tx:
             part(0.0, 0.0, "preparing").update(0, 1, "copying the pool and the model to work on")
             for name in ROUND_PARTS:
                 tx.stage(wd.root / name)
@@ -253,7 +253,8 @@ def run_refine(images: str | Path, workdir: str | Path, model_dir: str | Path, *
                 break
             run_synthesize(staged.root, settings=SynthesisSettings(count=settings.synthetic_count,
                                                                    size=settings.synthetic_size,
-                                                                   seed=settings.seed + 1000 * (k + 1)),
+                                                                   seed=settings.seed + 1000 * (k + 1),
+                                                                   fit_size=True),
                            progress=part(0.2, 0.3, "synthesis"))
             trained = run_training(staged.synthetic, model, settings=train_settings,
                                    progress=part(0.3, 0.9, "training"), on_epoch_end=on_epoch_end)

@@ -309,6 +309,7 @@ def run_autoseg(images: str | Path, workdir: str | Path, *, settings: AutosegSet
     All or nothing: a run that is cancelled or fails leaves the working
     directory as it was (see :mod:`core.transaction`).
     """
+    from core.overlap import refuse_overlap
     from core.transaction import Transaction
 
     settings = settings or AutosegSettings()
@@ -318,11 +319,14 @@ def run_autoseg(images: str | Path, workdir: str | Path, *, settings: AutosegSet
     root = WorkingDirectory(workdir).root
     if root.exists() and not root.is_dir():
         raise UserInputError(f"The working directory is a file, not a folder: {root}")
+    for part in AUTOSEG_PARTS:
+        refuse_overlap(root / part, [images], output_kind=f"the working directory's {part}", input_kind="the photos",
+                       remedy="choose a working directory apart from the photos folder")
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserInputError(f"Cannot create the working directory {root}: {exc.strerror}") from None
-    with Transaction(root) as tx:
+    with Transaction(root, inputs=[images]) as tx:
         for part in AUTOSEG_PARTS:
             tx.stage(root / part)
         result = _autoseg(images, files, WorkingDirectory(tx.root).ensure(), settings, progress)

@@ -254,6 +254,35 @@ def _check_output(out: Path, settings: CCDSettings) -> None:
                              f"pixels (up to {needed / 1e9:.1f} GB, {free / 1e9:.1f} GB free) in {out}")
 
 
+def _earlier_frames(out: Path) -> set[str]:
+    """The stems of the frames an earlier simulation wrote into ``out``, as
+    its ``simulation.json`` lists them (none when it holds no such file)."""
+    from core.jsonfile import read_json_object
+
+    try:
+        earlier = read_json_object(out / "simulation.json", what="simulation description")
+    except UserInputError:
+        return set()
+    frames = earlier.get("frames")
+    return {f["file"] for f in frames if isinstance(f, dict) and isinstance(f.get("file"), str)} \
+        if isinstance(frames, list) else set()
+
+
+def _check_frames_to_replace(out: Path, settings: CCDSettings) -> set[str]:
+    """The earlier simulation's frames in ``out`` (replaced or removed by
+    this one); refuses when a frame file of this run's names is there that
+    no simulation wrote (a user's own file is never overwritten)."""
+    earlier = _earlier_frames(out)
+    for index in range(settings.count):
+        stem = frame_stem(index)
+        for path in (out / "images" / f"{stem}.tif", out / "masks" / f"{stem}.png"):
+            if (path.exists() or path.is_symlink()) and stem not in earlier:
+                raise UserInputError(f"{path} is there already and no simulation wrote it (it is not in "
+                                     f"{out / 'simulation.json'}): choose an empty or new output folder, "
+                                     "so that it is not overwritten")
+    return earlier
+
+
 def run_simulate_ccd(out: str | Path, *, settings: CCDSettings | None = None,
                      progress: Progress | None = None) -> CCDResult:
     """Simulate ``settings.count`` CCD frames with exact masks into ``out``.
@@ -273,26 +302,31 @@ def run_simulate_ccd(out: str | Path, *, settings: CCDSettings | None = None,
         For unusable settings or an output path that is a file, before
         anything is written.
     """
+    from core.overlap import output_path
     from core.transaction import Transaction
 
     settings = settings if settings is not None else CCDSettings()
     progress = progress if progress is not None else Progress()
     settings.validate()
-    out = Path(out)
+    out = output_path(out)
     _check_output(out, settings)
+    earlier = _check_frames_to_replace(out, settings)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserInputError(f"The output folder cannot be created: {out} ({exc.strerror})") from None
     with Transaction(out.parent) as tx:
-        result = _simulate(out, tx.stage(out), settings, progress)
+        result = _simulate(out, tx.stage(out), settings, progress, earlier)
         if not result.cancelled:
             tx.commit()
     return result
 
 
-def _simulate(out: Path, staged: Path, settings: CCDSettings, progress: Progress) -> CCDResult:
-    """Simulate the frames into ``staged``, the copy of ``out`` being written."""
+def _simulate(out: Path, staged: Path, settings: CCDSettings, progress: Progress,
+              earlier: set[str] = frozenset()) -> CCDResult:
+    """Simulate the frames into ``staged``, the copy of ``out`` being written;
+    the ``earlier`` simulation's frames there are replaced (those this run
+    does not write again are removed, so images, masks and simulation.json agree)."""
     images, masks = staged / "images", staged / "masks"
     try:
         images.mkdir(parents=True, exist_ok=True)
@@ -300,6 +334,12 @@ def _simulate(out: Path, staged: Path, settings: CCDSettings, progress: Progress
     except OSError as exc:
         raise UserInputError(f"The output folder cannot be created: {out} ({exc.strerror})") from None
     ours = {frame_stem(i) for i in range(settings.count)}
+    present = {p.stem for p in images.glob("ccd_*.tif")} & earlier
+    if present:
+        progress.log(f"{out} holds {len(present)} frame(s) of an earlier simulation: they are replaced by this one")
+        for stem in present - ours:
+            (images / f"{stem}.tif").unlink(missing_ok=True)
+            (masks / f"{stem}.png").unlink(missing_ok=True)
     others = [p for p in images.iterdir() if p.is_file() and p.stem not in ours and not p.name.startswith(".")]
     if others:
         progress.log(f"{images} already holds {len(others)} other file(s); they are left as they are "

@@ -48,6 +48,9 @@ def parse_overscan(spec: str | None) -> slice | None:
     except ValueError:
         raise UserInputError(f"Overscan columns are given as A:B (e.g. -100: for the last 100 columns), "
                              f"not '{spec}'") from None
+    if start is not None and stop is not None and (start < 0) == (stop < 0) and start >= stop:
+        raise UserInputError(f"The overscan columns {spec} name no column: A must be below B (e.g. -100: for the "
+                             "last 100 columns)")
     return slice(start, stop)
 
 
@@ -74,10 +77,12 @@ def overscan_columns(width: int, overscan: slice | None) -> np.ndarray:
     if overscan is None:
         return columns
     columns[overscan] = True
-    if not columns.any() or columns.all():
-        raise UserInputError(f"The overscan columns {overscan.start or ''}:{overscan.stop or ''} leave "
-                             f"{'none' if not columns.any() else 'no active'} column of a frame {width} "
+    if not columns.any():
+        raise UserInputError(f"The overscan columns {overscan_text(overscan)} name no column of a frame {width} "
                              "pixels wide.")
+    if columns.all():
+        raise UserInputError(f"The overscan columns {overscan_text(overscan)} take every column of a frame {width} "
+                             "pixels wide, leaving none for the image.")
     return columns
 
 
@@ -141,7 +146,7 @@ def robust_level(frame: np.ndarray, region=None, *, block: int = 8) -> tuple[flo
         tiles = block_medians(filled, block)
         tile_noise = 1.2533 * sigma / block  # sigma of a median of block**2 values
         for _ in range(3):
-            quiet = tiles < pedestal + 3 * tile_noise
+            quiet = tiles <= pedestal + 3 * tile_noise  # "<=": a flat frame has no noise at all
             pedestal = float(np.median(tiles[quiet]))
         keep = np.repeat(np.repeat(quiet, block, 0), block, 1)[: frame.shape[0], : frame.shape[1]]
         values = filled[keep]

@@ -142,9 +142,11 @@ class CCDSettings:
         for name in ("hot_line_length_range", "glow_length_range", "muon_length_range"):
             _check_range(name, getattr(self, name), 1e-6, 1.0)
         mix = self.cluster_mix
-        if (len(mix) != 3 or not all(np.isfinite(v) and v >= 0 for v in mix) or not sum(mix) > 0):
-            raise UserInputError("cluster_mix must be three proportions (deposits, worms, muons), "
-                                 "not negative and not all zero.")
+        numbers = isinstance(mix, (list, tuple)) and all(
+            isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in mix)
+        if (not numbers or len(mix) != 3 or not all(np.isfinite(v) and v >= 0 for v in mix) or not sum(mix) > 0):
+            raise UserInputError("Setting cluster_mix must be three numbers, proportions of deposits, worms and "
+                                 f"muons, not negative and not all zero, got {mix!r}.")
         _check_number("label_snr", self.label_snr, 1e-6, 1000.0)
         _check_number("detect_snr", self.detect_snr, 0.0, 1000.0)
 
@@ -177,18 +179,12 @@ def load_ccd_settings(path) -> CCDSettings:
     :class:`CCDSettings` fields. Fields not given keep their defaults; an
     unknown field or a bad value is refused naming it."""
     import dataclasses
-    import json
     from pathlib import Path
 
+    from core.jsonfile import read_json
+
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserInputError(f"The settings file does not exist: {path}") from None
-    except IsADirectoryError:
-        raise UserInputError(f"The settings file is a folder: {path}") from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise UserInputError(f"Cannot read the settings file {path}: {exc}") from None
+    data = read_json(path, what="settings file")
     if isinstance(data, dict) and isinstance(data.get("settings"), dict):
         data = data["settings"]
     if not isinstance(data, dict):

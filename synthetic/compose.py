@@ -16,6 +16,7 @@ erased from the label while its pixels remain visible.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -51,6 +52,7 @@ class SynthesisSettings:
     feather: float = 0.8           # softness of pasted edges, pixels
     seam_blur: bool = True         # slight blur across the seam
     max_overlap: float = 0.3       # largest share of a new object that may cover earlier ones
+    fit_size: bool = False         # photos smaller than ``size``: smaller images instead of a refusal
 
     def check(self) -> None:
         if self.count <= 0:
@@ -297,10 +299,20 @@ def _synthesize(source: WorkingDirectory, wd: WorkingDirectory, settings: Synthe
     if backgrounds and settings.generated_share < 1.0 and not any(
             min(b.image.shape) >= settings.size for b in backgrounds):
         largest = max(backgrounds, key=lambda b: min(b.image.shape)).image.shape
-        raise UserInputError(
-            f"Synthetic image size {settings.size} is larger than every background "
-            f"(largest {largest[1]}x{largest[0]} at the common object scale); choose a size of at most "
-            f"{min(largest)}")
+        fitting = min(largest) // 16 * 16  # a U-Net takes sides in steps of 16
+        if settings.fit_size and fitting >= 32 and settings.object_diameter <= fitting:
+            progress.log(f"The photos are smaller than {settings.size} pixels at the common object scale "
+                         f"(largest {largest[1]}x{largest[0]}): synthetic images of {fitting} pixels instead")
+            settings = dataclasses.replace(settings, size=fitting)
+        elif settings.fit_size:
+            raise UserInputError(f"The photos are too small to composite training images from: the largest is "
+                                 f"{largest[1]}x{largest[0]} pixels at the common object scale, and at least 32 "
+                                 "are needed")
+        else:
+            raise UserInputError(
+                f"Synthetic image size {settings.size} is larger than every background "
+                f"(largest {largest[1]}x{largest[0]} at the common object scale); choose a size of at most "
+                f"{min(largest)}")
     sources = Sources(objects, backgrounds, photos, num_classes, any(o.sixteen_bit for o in objects))
     wd.ensure()
     for old in list(wd.synthetic_images.glob("syn_*")) + list(wd.synthetic_masks.glob("syn_*")):

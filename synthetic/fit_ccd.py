@@ -270,15 +270,20 @@ def run_fit_ccd(frames: str | Path, out: str | Path, *, gain: float | None = Non
                 progress: Progress | None = None) -> FitCCDResult:
     """Measure the frames of ``frames`` (folder or file) and write the
     simulator settings to ``out`` (a JSON file); ``overscan`` columns give
-    the pedestal and the readout noise (see :func:`measure_frame`)."""
+    the pedestal and the readout noise (see :func:`measure_frame`).
+    ``out`` may not be one of the frames nor lie in the frames folder."""
+    from core.overlap import output_path, refuse_overlap
+
     progress = progress if progress is not None else Progress()
     gain = 1.0 if gain is None else float(gain)
     if not (gain > 0 and np.isfinite(gain)):
         raise UserInputError(f"The gain must be a positive number of ADU per electron, not {gain}")
     files = list_images(frames, what="frames folder", hdu=hdu)
-    out = Path(out)
+    out = output_path(out, output_kind="the settings file")
     if out.is_dir():
         raise UserInputError(f"The settings file is a folder: {out}")
+    refuse_overlap(out, [frames, *files], output_kind="the settings file", input_kind="the frames",
+                   remedy="write it outside the frames folder")
     measured_rows, names = [], []
     loop = PhotoLoop(files, progress, doing="measuring")
     for _, path, image in loop:

@@ -61,18 +61,21 @@ def run_label_ccd(frames: str | Path, out: str | Path, *, overscan: slice | None
     reported and skipped. ``overscan`` columns give each frame's pedestal
     and noise and are labelled background.
     """
+    from core.overlap import output_path, refuse_overlap
     from core.transaction import Transaction
 
     progress = progress if progress is not None else Progress()
     files = list_images(frames, what="frames folder", hdu=hdu)
-    out = Path(out)
+    out = output_path(out)
     if out.exists() and not out.is_dir():
         raise UserInputError(f"The output folder is an existing file, not a folder: {out}")
+    refuse_overlap(out, [frames, *files], output_kind="the output folder", input_kind="the frames",
+                   remedy="choose an output folder apart from the frames")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserInputError(f"The output folder cannot be created: {out} ({exc.strerror})") from None
-    with Transaction(out.parent) as tx:
+    with Transaction(out.parent, inputs=[frames]) as tx:
         result = _label(files, out, tx.stage(out), progress, overscan)
         if not result.cancelled:
             tx.commit()

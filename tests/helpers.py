@@ -87,3 +87,33 @@ def segment_or_die(task):
     from evaluation.segment import segment_one
 
     return segment_one(task)
+
+
+def exact_tree(*folders) -> dict:
+    """Everything under ``folders`` as it is on disk, links not followed:
+    each file -> its SHA-256, each symbolic link -> where it points, each
+    folder -> 'dir'. Two equal results mean nothing was added, removed,
+    changed or turned from a link into a copy."""
+    import hashlib
+    import os
+
+    out = {}
+    for folder in folders:
+        folder = str(folder)
+        if not os.path.lexists(folder):
+            continue
+        if os.path.islink(folder) or not os.path.isdir(folder):  # a link or a file given itself
+            out[folder] = ("link -> " + os.readlink(folder) if os.path.islink(folder)
+                           else hashlib.sha256(open(folder, "rb").read()).hexdigest())
+            continue
+        for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+            for name in dirnames + filenames:
+                path = os.path.join(dirpath, name)
+                if os.path.islink(path):
+                    out[path] = "link -> " + os.readlink(path)
+                elif os.path.isdir(path):
+                    out[path] = "dir"
+                else:
+                    with open(path, "rb") as fh:
+                        out[path] = hashlib.sha256(fh.read()).hexdigest()
+    return out

@@ -82,7 +82,9 @@ def test_settings_file_round_trip_and_refusals(tmp_path, fitted):
     cases = {"unknown.json": ('{"colour": 1}', "unknown setting"),
              "bad.json": ('{"glow_side": "middle"}', "glow_side"),
              "pair.json": ('{"readout_noise_range": 3}', "pair"),
-             "broken.json": ("{not json", "Cannot read"),
+             "broken.json": ("{not json", "not valid JSON"),
+             "deep.json": ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+             "mix.json": ('{"cluster_mix": [1, "a", 0]}', "cluster_mix must be three numbers"),
              "list.json": ("[1, 2]", "holds no CCD simulator settings")}
     for name, (text, words) in cases.items():
         (tmp_path / name).write_text(text)
@@ -184,7 +186,8 @@ def test_overscan_specs(spec, columns):
 
 
 @pytest.mark.parametrize("spec, words", [("last100", "A:B"), ("1:2:3", "A:B"), ("a:b", "A:B"),
-                                         ("500:600", "none"), (":", "no active")])
+                                         ("500:600", "name no column of a frame 152"), ("8:0", "A must be below B"),
+                                         (":", "every column of a frame 152 pixels wide, leaving none")])
 def test_bad_overscan_specs_are_refused(spec, words):
     from synthetic.ccd_labels import overscan_columns, parse_overscan
 

@@ -228,7 +228,7 @@ def test_a_fault_while_saving_picked_objects_leaves_the_pool_as_it_was(qtbot, pr
     monkeypatch.setattr("segmentation.pool.write_image", write_then_fail)
     with qtbot.waitSignal(window.runner.stopped, timeout=30_000):
         qtbot.mouseClick(window.review.save_button, Qt.LeftButton)
-    assert len(boxes) == 1 and boxes[0][0] == "critical" and "No space left" in boxes[0][1]
+    assert len(boxes) == 1 and boxes[0][0] == "warning" and "no space left on the disk" in boxes[0][1]
     assert tree_digest(project / "wd") == before
     assert window.review.save_button.isEnabled()  # the picks are still there to save again
 
@@ -255,6 +255,53 @@ def test_a_stage_while_a_command_in_a_terminal_changes_the_same_folder_gets_one_
         assert f"process {holder.pid}" in boxes[0][1]
         assert tree_digest(project / "wd") == before
         assert all(b.isEnabled() for b in window.controls.buttons.values() if b is not None)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_segment_all_keeps_the_users_own_files_in_the_results_folder(qtbot, project, boxes):
+    """A user keeps notes and links in <workdir>/segmented; the window's
+    Segment all replaces only its own results there."""
+    from helpers import exact_tree
+
+    segmented = project / "wd" / "segmented"
+    (segmented / ".my-notes.partial.txt").write_text("which photos were hard")
+    (segmented / "this_folder").symlink_to(segmented)
+    (segmented / "raw").symlink_to(project / "photos")
+    users = [segmented / name for name in (".my-notes.partial.txt", "this_folder", "raw")]
+    before = exact_tree(*users, project / "photos")
+    window = open_window(qtbot, project / "wd")
+    c = window.controls
+    c.photos.set_text(str(project / "photos"))
+    c.model.set_text(str(project / "model"))
+    with qtbot.waitSignal(window.runner.stopped, timeout=300_000):
+        c.buttons[SEGMENT_ALL].click()
+    assert boxes == [] and window.results.row_count > 0
+    assert exact_tree(*users, project / "photos") == before
+
+
+def test_training_a_model_folder_another_run_is_training_is_refused_in_one_message(qtbot, project, boxes):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    model = project / "model"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; sys.path.insert(0, sys.argv[1]);"
+         "from core.transaction import hold\nwith hold(sys.argv[2]):\n print('held', flush=True); time.sleep(120)",
+         str(ROOT), str(model)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        before = tree_digest(model)
+        window = open_window(qtbot, project / "wd")
+        window.controls.model.set_text(str(model))
+        with qtbot.waitSignal(window.runner.stopped, timeout=120_000):
+            window.controls.buttons[TRAIN].click()
+        assert len(boxes) == 1 and "is being changed by another run" in boxes[0][1], boxes
+        assert f"process {holder.pid}" in boxes[0][1]
+        assert tree_digest(model) == before
     finally:
         holder.kill()
         holder.wait()

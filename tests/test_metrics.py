@@ -140,7 +140,8 @@ def test_evaluate_multiclass_scores_each_class(tmp_path):
     assert set(report["objects"]) == set(report["classes"][1:])
     ones = report["objects"][report["classes"][1]]
     assert (ones["tp"], ones["fp"], ones["fn"]) == (3, 0, 0)  # one object in x (IoU 0.5), two in y
-    assert (pred / "report.json").is_file()  # default output folder: the predictions
+    assert (tmp_path / "pred_evaluation" / "report.json").is_file()  # default: beside the predictions
+    assert not (pred / "report.json").exists()
 
 
 @pytest.mark.parametrize("case, words", [

@@ -195,7 +195,7 @@ def test_a_stage_running_in_another_process_keeps_its_staging(workdir):
 
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        area = workdir / f"{STAGING_PREFIX}other"
+        area = workdir / f"{STAGING_PREFIX}0123456789ab"
         area.mkdir()
         write_json_atomic(area / OWNER, {"pid": sleeper.pid, "host": __import__("socket").gethostname()})
         recover(workdir)
@@ -266,13 +266,18 @@ def test_temporary_files_left_by_a_killed_writer_are_removed_once_stale(workdir)
 
     from core.atomic import remove_stale_parts
 
-    stale = workdir / ".project.abc123.part.json"
-    fresh = workdir / ".project.def456.part.json"
+    stale = workdir / ".project.abc12345.part.json"
+    fresh = workdir / ".project.def45678.part.json"
     stale.write_text("{half")
     fresh.write_text("{being written")
+    users = [workdir / ".thesis.partial.txt", workdir / ".notes.part", workdir / ".staging-notes.txt"]
+    for path in users:  # a user's own hidden files, named like leftovers
+        path.write_text("mine")
     old = time.time() - 7200
-    os.utime(stale, (old, old))
+    for path in [stale, *users]:
+        os.utime(path, (old, old))
     lines = recover(workdir)
     assert not stale.exists() and fresh.exists()  # a file being written now is left alone
+    assert all(path.read_text() == "mine" for path in users)
     assert lines == ["removed 1 temporary file(s) left by a stage that was killed"]
     assert remove_stale_parts(workdir, older_than_s=0) == 1 and not fresh.exists()

@@ -138,7 +138,7 @@ def read_description(folder: Path) -> dict:
             continue
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             continue
         merged.update({"classes": data} if isinstance(data, list) else data if isinstance(data, dict) else {})
     return merged

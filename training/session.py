@@ -86,6 +86,34 @@ def _architecture(settings, tf) -> dict:
     return arch
 
 
+# Memory a training step takes per patch pixel and first-level filter on the
+# processor: activations and their gradients, about 100 bytes (peak resident
+# memory measured over batches of 4 to 64 patches of 256 pixels, 8 and 32
+# filters); TensorFlow and the model take about 0.7 GB besides.
+STEP_BYTES_PER_PIXEL_FILTER = 100
+TRAINING_BASE_BYTES = 700_000_000
+
+
+def check_training_memory(batch: int, patch: int, base_filters: int, cache_mb: float) -> None:
+    """Refuse a batch that would not fit in this computer's free memory
+    (training on the processor), naming the largest that would."""
+    from core.machine import available_memory, gigabytes
+
+    free = available_memory()
+    if free is None:
+        return
+    per_patch = STEP_BYTES_PER_PIXEL_FILTER * base_filters * patch * patch
+    fixed = TRAINING_BASE_BYTES + cache_mb * 1e6
+    needed = fixed + batch * per_patch
+    if needed <= free:
+        return
+    largest = int((free - fixed) // per_patch)
+    advice = (f"choose a batch size of at most {largest}" if largest >= 1
+              else "close other programs to free memory first")
+    raise UserInputError(f"A batch of {batch} patches of {patch} x {patch} pixels needs about {gigabytes(needed)} "
+                         f"of memory to train on the processor, and {gigabytes(free)} is free: {advice}")
+
+
 def distribution(tf):
     """``tf.distribute.MirroredStrategy`` over this machine's GPUs when it has
     several (or over the logical CPU devices it was split into, see
@@ -185,6 +213,8 @@ def prepare(data_dir: Path, model_dir: Path, settings, progress, validation,
     largest = max(max(p.shape) for p in data.pairs + val_data.pairs)
     size = min(settings.patch_size, -(-largest // arch["pad_multiple"]) * arch["pad_multiple"])
     batch = settings.batch_size * replicas
+    if not tf.config.list_physical_devices("GPU"):
+        check_training_memory(batch, size, arch["base_filters"], settings.cache_mb)
     train_source = ds.SampleSource(data, normalization, cache_mb=settings.cache_mb * 0.8)
     val_source = train_source if val_data is data else ds.SampleSource(val_data, normalization,
                                                                        cache_mb=settings.cache_mb * 0.2)

@@ -120,10 +120,15 @@ def run_training(
     UserInputError
         Bad settings, a missing or inconsistent data folder, a model
         folder whose model does not fit the data, or a ``model_dir`` that
-        must not be written to (the bundled model, a read-only folder);
-        raised before anything is written.
+        must not be written to (the bundled model, a read-only folder), or
+        that another run is training or changing (it is held while this one
+        trains, see :func:`core.transaction.hold`); raised before anything
+        is written.
     """
-    from core.model_folder import check_writable, holds_model
+    from core.atomic import remove_stale_parts
+    from core.model_folder import check_writable
+    from core.overlap import refuse_overlap
+    from core.transaction import hold
 
     settings = dataclasses.replace(settings) if settings is not None else TrainSettings()
     settings.check()
@@ -132,9 +137,19 @@ def run_training(
     if model_dir.exists() and not model_dir.is_dir():
         raise UserInputError(f"The model folder is a file, not a folder: {model_dir}")
     check_writable(model_dir)
-    from core.atomic import remove_stale_parts
+    refuse_overlap(model_dir, [data, validation], output_kind="the model folder", input_kind="the training data",
+                   remedy="choose a model folder apart from the training data")
+    with hold(model_dir):
+        # Held, nothing else writes here: every temporary file is a leftover
+        # of a run that was killed while it saved.
+        remove_stale_parts(model_dir, older_than_s=0)
+        return _checked_start(data, model_dir, settings, progress, validation, on_epoch_end, start_from)
 
-    remove_stale_parts(model_dir)  # left by a run that was killed while it saved
+
+def _checked_start(data, model_dir: Path, settings: TrainSettings, progress: Progress, validation, on_epoch_end,
+                   start_from) -> TrainResult:
+    from core.model_folder import holds_model
+
     if start_from is not None and holds_model(model_dir):
         start_from = None  # the model already there is continued
     if start_from is not None:
