@@ -83,10 +83,13 @@ def _list_images(folder: Path, what: str) -> list[Path]:
         raise UserInputError(f"Not a supported image ({', '.join(IMAGE_EXTENSIONS)}): {folder}")
     if not folder.is_dir():
         raise UserInputError(f"The {what} is not a folder: {folder}")
-    files = sorted(
-        p for p in folder.iterdir()
-        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
-    )
+    try:
+        files = sorted(
+            p for p in folder.iterdir()
+            if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
+        )
+    except OSError as exc:  # no permission to list it, a folder on a disk that went away
+        raise UserInputError(f"The {what} cannot be read ({exc.strerror or exc}): {folder}") from None
     if not files:
         raise UserInputError(
             f"The {what} holds no images ({', '.join(IMAGE_EXTENSIONS)}): {folder}"

@@ -483,3 +483,16 @@ def test_a_full_disk_while_segmenting_stops_the_run_with_one_line(monkeypatch, t
     with pytest.raises(UserInputError, match="no space left on the disk"):
         segment.run_segment(BUNDLED, photos, tmp_path / "out")
     assert not (tmp_path / "out").exists() and not (tmp_path / ".out.unfinished").exists()
+
+
+def test_a_photos_folder_that_cannot_be_listed_gets_one_line(capsys, tmp_path, photos, monkeypatch):
+    real = Path.iterdir
+
+    def refuse(self):
+        if self == photos:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "iterdir", refuse)
+    line = refused(capsys, "autoseg", "--images", photos, "--workdir", tmp_path / "wd")
+    assert "cannot be read (Permission denied)" in line and not (tmp_path / "wd").exists()
