@@ -2,6 +2,8 @@
 
 import json
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -281,3 +283,33 @@ def test_temporary_files_left_by_a_killed_writer_are_removed_once_stale(workdir)
     assert all(path.read_text() == "mine" for path in users)
     assert lines == ["removed 1 temporary file(s) left by a stage that was killed"]
     assert remove_stale_parts(workdir, older_than_s=0) == 1 and not fresh.exists()
+
+
+def test_a_replaced_folder_holding_a_read_only_folder_is_removed_whole(tmp_path):
+    """A user's read-only folder inside a folder a stage replaces does not
+    leave the old copy behind (``.staging-*/.old``). Run as an ordinary
+    user (as root every folder is writable)."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from conftest import ROOT
+
+    as_user, python = {}, sys.executable
+    if os.geteuid() == 0:
+        # The module needs only the standard library: a Python that user may run.
+        python = shutil.which("python3", path="/usr/bin:/usr/local/bin") or sys.executable
+        as_user["preexec_fn"] = lambda: (os.setgid(65534), os.setuid(65534))
+    place = Path(tempfile.mkdtemp(prefix="readonly-"))
+    place.chmod(0o777)
+    code = ("import os, sys; sys.path.insert(0, sys.argv[1]); from pathlib import Path;"
+            "from core.transaction import _remove; d = Path(sys.argv[2]) / 'old';"
+            "(d / 'locked').mkdir(parents=True); (d / 'locked' / 'f.txt').write_text('x');"
+            "os.chmod(d / 'locked', 0o555); _remove(d); print('gone' if not d.exists() else 'left')")
+    try:
+        done = subprocess.run([python, "-c", code, str(ROOT), str(place)], capture_output=True, text=True,
+                              timeout=60, **as_user)
+        assert done.stdout.strip() == "gone", done.stderr
+    finally:
+        subprocess.run(["chmod", "-R", "u+rwx", str(place)])
+        shutil.rmtree(place, ignore_errors=True)
