@@ -251,8 +251,8 @@ def _run_simulate_ccd(args, progress) -> int:
 
 
 def _run_fit_ccd(args, progress) -> int:
-    from synthetic.ccd_labels import parse_overscan
-    from synthetic.fit_ccd import run_fit_ccd
+    from detector.fit import run_fit_ccd
+    from detector.overscan import parse_overscan
 
     result = run_fit_ccd(args.frames, args.out, gain=_gain(args.gain), overscan=parse_overscan(args.overscan),
                          hdu=args.hdu, progress=progress)
@@ -261,8 +261,8 @@ def _run_fit_ccd(args, progress) -> int:
 
 
 def _run_label_ccd(args, progress) -> int:
-    from synthetic.ccd_labels import parse_overscan
-    from synthetic.label_ccd import run_label_ccd
+    from detector.label_frames import run_label_ccd
+    from detector.overscan import parse_overscan
 
     result = run_label_ccd(args.frames, args.out, overscan=parse_overscan(args.overscan), hdu=args.hdu,
                            progress=progress)
@@ -287,7 +287,7 @@ def _run_train(args, progress) -> int:
 
 def _pixel_calibration(args):
     from core.errors import UserInputError
-    from evaluation.calibration import calibration_from_pixel_size
+    from measurement.calibration import calibration_from_pixel_size
 
     try:
         size = float(args.pixel_size)
@@ -313,9 +313,10 @@ def _gain(text: str | None) -> float | None:
 def _run_segment(args, progress) -> int:
     from dataclasses import replace
 
-    from evaluation.calibration import load_calibration
-    from evaluation.exports import parse_formats
-    from evaluation.segment import SegmentSettings, run_segment
+    from inference.settings import SegmentSettings
+    from inference.stage import run_segment
+    from measurement.calibration import load_calibration
+    from measurement.exports import parse_formats
 
     settings = SegmentSettings(scale=args.scale, gain=_gain(args.gain), overscan=args.overscan, hdu=args.hdu,
                                formats=parse_formats(args.formats), flips=not args.no_mirrors,
@@ -377,16 +378,16 @@ def _check_before_tensorflow(args) -> None:
         if args.pixel_size is not None:
             _pixel_calibration(args)
         _gain(args.gain)
-        from synthetic.ccd_labels import parse_overscan
+        from detector.overscan import parse_overscan
 
         parse_overscan(args.overscan)
-        from evaluation.exports import parse_formats
+        from measurement.exports import parse_formats
 
         parse_formats(args.formats)
         if args.workers and args.scheduler:
             raise UserInputError("Give either --workers (a local cluster) or --scheduler (a running one), not both")
         if args.workers:
-            from evaluation.batch import check_local_workers
+            from inference.batch import check_local_workers
 
             check_local_workers(args.workers)
     if args.command == "train" and not os.path.isdir(args.data):

@@ -49,7 +49,7 @@ def main() -> None:
     from core.quiet_tf import import_tensorflow
 
     import_tensorflow()
-    from evaluation.segment import run_segment
+    from inference.stage import run_segment
 
     with tempfile.TemporaryDirectory() as tmp:
         images = args.images

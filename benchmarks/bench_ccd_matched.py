@@ -71,7 +71,7 @@ def cluster_objects(truth: np.ndarray, pred: np.ndarray) -> tuple[int, int, int]
 
 
 def score(name: str, truths: list[np.ndarray], preds: list[np.ndarray], seconds: float) -> str:
-    from synthetic.ccd_labels import class_scores
+    from detector.thresholds import class_scores
 
     s = class_scores(np.stack(truths), np.stack(preds))
     matched = sum(cluster_objects(t, p)[0] for t, p in zip(truths, preds))
@@ -87,7 +87,7 @@ def score(name: str, truths: list[np.ndarray], preds: list[np.ndarray], seconds:
 def model_route(name, sim_settings, work: Path, test: Path, epochs: int) -> list[np.ndarray]:
     from core.imageio import read_image
     from core.progress import Progress
-    from evaluation.segment import run_segment
+    from inference.stage import run_segment
     from synthetic.ccd import run_simulate_ccd
     from training.settings import TrainSettings
     from training.train import run_training
@@ -112,9 +112,9 @@ def main() -> None:
     args = parser.parse_args()
     from core.imageio import read_image
     from core.quiet_tf import import_tensorflow
+    from detector.fit import run_fit_ccd
+    from detector.thresholds import label_frame
     from synthetic.ccd import CCDSettings
-    from synthetic.ccd_labels import label_frame
-    from synthetic.fit_ccd import run_fit_ccd
 
     work, test = args.work, args.work / "test"
     if not (test / "masks").exists():

@@ -23,8 +23,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from detector.thresholds import class_scores, label_frame, robust_level  # noqa: E402
 from synthetic.ccd import CLASS_NAMES, CCDSettings, frame_rng, render_frame, run_simulate_ccd, simulate_frame  # noqa: E402
-from synthetic.ccd_labels import class_scores, label_frame, robust_level  # noqa: E402
 
 
 def bench_simulate(size: int, frames: int, repeats: int) -> float:

@@ -34,8 +34,8 @@ def main() -> int:
     from core.imageio import read_image
     from core.progress import Progress, TerminalProgress
     from evaluation.overlay import write_prediction
-    from evaluation.predict import load_model, predict_mask
     from evaluation.report import run_evaluate
+    from inference.predict import load_model, predict_mask
     from synthetic.ccd import CCDSettings, run_simulate_ccd
     from training.settings import TrainSettings
     from training.train import run_training

@@ -3,7 +3,7 @@
     python benchmarks/bench_cluster_catalogue.py [--frames N] [--size PX] [--seed N]
 
 Simulated frames (where every deposit's charge is known) are catalogued
-(:mod:`evaluation.detector`) from two class masks: the exact mask (the
+(:mod:`detector.outputs`) from two class masks: the exact mask (the
 catalogue's own error: charge measured above the local background, from
 noisy pixels) and the threshold labeller's (``label-ccd``, what a user gets
 without a model). A catalogued cluster matches a true one when they share
@@ -25,9 +25,9 @@ from scipy import ndimage as ndi
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evaluation.detector import CLUSTER, frame_clusters  # noqa: E402
+from detector.outputs import CLUSTER, frame_clusters  # noqa: E402
+from detector.thresholds import label_frame, robust_level  # noqa: E402
 from synthetic.ccd import CCDSettings, frame_rng, render_frame  # noqa: E402
-from synthetic.ccd_labels import label_frame, robust_level  # noqa: E402
 
 EIGHT = np.ones((3, 3), bool)
 

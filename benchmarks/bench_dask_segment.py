@@ -89,8 +89,8 @@ def fixed_cost(model: Path, photo: Path) -> tuple[float, float, float]:
     worker's TensorFlow and model, and closing it."""
     from dask.distributed import Client, LocalCluster
 
-    from evaluation.batch import make_tasks
-    from evaluation.segment import SegmentSettings
+    from inference.batch import make_tasks
+    from inference.settings import SegmentSettings
 
     with tempfile.TemporaryDirectory() as tmp:
         task = make_tasks([photo], {photo: photo.stem}, model, SegmentSettings(), {}, Path(tmp), False)[0]
@@ -110,13 +110,13 @@ def fixed_cost(model: Path, photo: Path) -> tuple[float, float, float]:
 
 
 def _load_only(task) -> None:
-    from evaluation.batch import worker_model
+    from inference.batch import worker_model
 
     worker_model(task)
 
 
 def kill_and_resume(model: Path, images: Path, out: Path, photos: int, workers: int, extra: list[str]) -> None:
-    from evaluation.batch import RECORD, unfinished_folder
+    from inference.batch import RECORD, unfinished_folder
 
     command = [sys.executable, str(ROOT / "app.py"), "segment", "--model", str(model), "--images", str(images),
                "--out", str(out), "--workers", str(workers), *extra]
@@ -153,7 +153,8 @@ def main() -> None:
     from core.quiet_tf import import_tensorflow
 
     import_tensorflow()
-    from evaluation.segment import SegmentSettings, run_segment
+    from inference.settings import SegmentSettings
+    from inference.stage import run_segment
 
     sizes = [int(w) for w in args.workers.split(",") if w.strip()]
     settings = SegmentSettings(flips=not args.no_mirrors, scale=args.scale)
@@ -177,12 +178,12 @@ def main() -> None:
             print(f"  peak resident memory of the {n} largest child processes (the workers): "
                   + ", ".join(f"{mb:.0f} MB" for mb in workers), flush=True)
         if args.profiler:
-            import evaluation.batch
+            import inference.batch
 
-            evaluation.batch.WORKER_PROFILER = True
+            inference.batch.WORKER_PROFILER = True
             results["1p"] = timed("local cluster, 1 worker, Dask's profiler on",
                                   lambda: segment("out1p", workers=1))
-            evaluation.batch.WORKER_PROFILER = False
+            inference.batch.WORKER_PROFILER = False
         started, loaded, closed = fixed_cost(args.model, images / "photo_000.png")
         print(f"a 1-worker cluster once per run: start {started:.1f} s, TensorFlow and the model in the worker "
               f"{loaded:.1f} s, close {closed:.1f} s", flush=True)

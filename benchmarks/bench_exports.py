@@ -42,9 +42,9 @@ def main() -> None:
     args = parser.parse_args()
     from core.model_folder import BUNDLED_MODEL, load_model
     from core.quiet_tf import import_tensorflow
-    from evaluation.exports import write_measurements
-    from evaluation.interop import write_calibrated_labels, write_roi_zip
-    from evaluation.segment import segment_photo
+    from inference.photo import segment_photo
+    from measurement.exports import write_measurements
+    from measurement.interop import write_calibrated_labels, write_roi_zip
     from segmentation.instances import label_instances
     from synthetic.scenes import render_particle_scene
 
@@ -60,7 +60,7 @@ def main() -> None:
         out = Path(tmp)
         rois = timed(lambda: write_roi_zip(out / "p_rois.zip", labels), args.repeats)
         calibrated = timed(lambda: write_calibrated_labels(out / "p_labels.tif", labels, 0.5, "µm"), args.repeats)
-        from evaluation.interop import CocoCollector, write_geojson
+        from measurement.interop import CocoCollector, write_geojson
 
         rows = write_measurements(out, "p", photo, mask, pixel_size=0.5).rows
         geojson = timed(lambda: write_geojson(out / "p_objects.geojson", labels, rows), args.repeats)

@@ -77,8 +77,8 @@ def main() -> int:
     parser.add_argument("--out", default=None, help="output folder (default: a temporary one)")
     args = parser.parse_args()
 
-    from evaluation.exports import MeasurementCollector, write_measurements
-    from evaluation.measure import measure_objects
+    from measurement.exports import MeasurementCollector, write_measurements
+    from measurement.measure import measure_objects
     from segmentation.instances import label_instances, split_touching
 
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="segloop_bench_measure_"))

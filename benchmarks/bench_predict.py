@@ -60,7 +60,7 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=None, help="tiles per network call")
     args = parser.parse_args()
 
-    from evaluation.predict import DEFAULT_BATCH, load_model, predict_mask
+    from inference.predict import DEFAULT_BATCH, load_model, predict_mask
 
     args.batch = args.batch or DEFAULT_BATCH
 

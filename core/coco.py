@@ -2,7 +2,7 @@
 image as pycocotools' compressed run-length encoding, exact, with its area,
 box and class, so the objects can train or be checked by other tools
 (Detectron2, MMDetection, YOLO converters, ...). Written for a segmented
-folder (:mod:`evaluation.exports`) and for a synthetic training set
+folder (:mod:`measurement.exports`) and for a synthetic training set
 (:mod:`synthetic.compose`)."""
 
 from __future__ import annotations

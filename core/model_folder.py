@@ -176,6 +176,15 @@ def class_names(meta: dict) -> list[str]:
     return list(meta["classes"])
 
 
+# The classes of a detector model (simulated or threshold-labelled CCD frames).
+DETECTOR_CLASSES = ("background", "glowing", "hot pixel", "cluster")
+
+
+def is_detector_model(classes) -> bool:
+    """Whether a model's class names are the detector classes (:data:`DETECTOR_CLASSES`)."""
+    return classes is not None and tuple(classes) == DETECTOR_CLASSES
+
+
 def object_diameter(meta: dict) -> float:
     """The median object diameter (pixels) the model was trained at; 0.0
     when the description records none (photos are then not resampled)."""

@@ -1,0 +1,2 @@
+"""The desktop window (PyQt5): it calls the stage functions in workers and
+shows their results; nothing here computes."""

@@ -2,7 +2,7 @@
 burned into a photo.
 
 The scale is kept per working directory (``<workdir>/calibration.json``,
-through :mod:`evaluation.calibration`), shown in the window ("1 px =
+through :mod:`measurement.calibration`), shown in the window ("1 px =
 0.52 µm") and passed to segmentation, so that sizes are reported in nm, µm
 or mm instead of pixels. Measuring a scale bar: press *Measure scale bar*,
 click both ends of the bar in the Review tab's photo, type the length
@@ -28,7 +28,8 @@ from PyQt5.QtWidgets import (
 )
 
 from core.errors import UserInputError
-from evaluation.calibration import (
+from gui import dialogs
+from measurement.calibration import (
     UNITS,
     Calibration,
     calibration_from_pixel_size,
@@ -36,7 +37,6 @@ from evaluation.calibration import (
     load_calibration,
     save_calibration,
 )
-from gui import dialogs
 
 NOT_CALIBRATED = "not set: sizes in pixels"
 

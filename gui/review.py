@@ -104,7 +104,7 @@ class ReviewSession:
         """A detector frame (a FITS file, or segmented by a detector model):
         shown stretched around its pedestal rather than by percentiles."""
         from core.fits import FITS_EXTENSIONS, split_unit
-        from synthetic.ccd_labels import is_detector_model
+        from core.model_folder import is_detector_model
 
         return split_unit(self.photo_path)[0].suffix.lower() in FITS_EXTENSIONS or is_detector_model(
             self.class_names)

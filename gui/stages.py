@@ -33,13 +33,13 @@ def simulate_ccd_job(out_dir: str, *, values: dict, progress):
 
 
 def fit_ccd_job(frames: str, out_file: str, *, progress):
-    from synthetic.fit_ccd import run_fit_ccd
+    from detector.fit import run_fit_ccd
 
     return run_fit_ccd(frames, out_file, progress=progress)
 
 
 def label_ccd_job(frames: str, out_dir: str, *, progress):
-    from synthetic.label_ccd import run_label_ccd
+    from detector.label_frames import run_label_ccd
 
     return run_label_ccd(frames, out_dir, progress=progress)
 
@@ -81,8 +81,9 @@ def segment_job(model_dir: str, images: str, out_dir: str, *, pixel_size: float 
     sizes are measured in that unit. ``review`` loads the first photo's
     result for the Review tab."""
     from core.imageio import list_images
-    from evaluation.batch import local_workers
-    from evaluation.segment import SegmentSettings, run_segment
+    from inference.batch import local_workers
+    from inference.settings import SegmentSettings
+    from inference.stage import run_segment
 
     settings = SegmentSettings(pixel_size=pixel_size, unit=unit) if pixel_size else SegmentSettings()
     workers = local_workers(len(list_images(images, what="photos folder or photo")))

@@ -46,7 +46,7 @@ def run_pipeline(images: str | Path, workdir: str | Path, model_dir: str | Path,
                  progress: Progress | None = None) -> PipelineResult:
     """Run every stage on a folder of photos; the photos are segmented into
     ``<workdir>/segmented``."""
-    from evaluation.segment import run_segment
+    from inference.stage import run_segment
     from segmentation.autoseg import AutosegSettings, run_autoseg
     from synthetic.compose import SynthesisSettings, run_synthesize
     from training.settings import TrainSettings

@@ -5,7 +5,7 @@ One round, the loop the review tab offers by hand run on its own:
 1. segment the photos with the current model (and once more mirrored),
    each at the scale it was last segmented at or a step either side, or
    where a new first look reads it if the model is surer there (see
-   :func:`evaluation.segment.segment_photo`);
+   :func:`inference.photo.segment_photo`);
 2. keep the objects the model is sure of: a clear probability margin inside
    and around the object, the same object found in the mirrored photo, a
    plausible shape (solid, not cut by the border, a size like its
@@ -17,7 +17,7 @@ One round, the loop the review tab offers by hand run on its own:
    model has understood, and continue training the same model (warm start);
 5. segment the photos again into ``<workdir>/segmented``; a photo that had
    auto-segmentation's objects keeps them unless the retrained model now
-   sees most of them (see :data:`evaluation.segment.HOLD_SHARE`).
+   sees most of them (see :data:`inference.fallback.HOLD_SHARE`).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from core.photos import PhotoLoop
 from core.progress import Progress, SubProgress
 from core.stats import robust_spread
 from core.workdir import WorkingDirectory
-from evaluation.confident import Sureness, model_sure_objects
+from inference.confident import Sureness, model_sure_objects
 
 
 @dataclass
@@ -122,8 +122,8 @@ def refine_pool(images, workdir: WorkingDirectory, model_dir, settings: RefineSe
                 progress: Progress, start_scales: dict[str, float] | None = None) -> tuple[int, int]:
     """Steps 1-3 of a round; returns (objects added, objects retired).
     ``start_scales``: the scale each photo was last segmented at."""
-    from evaluation.predict import load_model
-    from evaluation.segment import segment_photo
+    from inference.photo import segment_photo
+    from inference.predict import load_model
     from segmentation.pool import add_objects, delete_objects
 
     files = list_images(images)
@@ -208,7 +208,7 @@ def run_refine(images: str | Path, workdir: str | Path, model_dir: str | Path, *
     """
     from core.model_folder import check_writable, holds_model, read_trained_meta, training_record
     from core.transaction import Transaction
-    from evaluation.segment import previous_scales, run_segment
+    from inference.stage import previous_scales, run_segment
     from synthetic.compose import SynthesisSettings, run_synthesize
     from training.settings import TrainSettings
     from training.train import run_training

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from contact_sheet import caption, save_column  # noqa: E402
 
 from core.imageio import read_image, to_display_uint8  # noqa: E402
-from evaluation.segment import previous_scales  # noqa: E402
+from inference.stage import previous_scales  # noqa: E402
 
 
 def render(path: Path, folder: Path, scales: dict, width: int = 640) -> Image.Image:

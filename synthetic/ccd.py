@@ -64,11 +64,12 @@ import numpy as np
 from core.atomic import write_json_atomic
 from core.errors import UserInputError
 from core.imageio import write_image
+from core.model_folder import DETECTOR_CLASSES
 from core.progress import Progress
 from synthetic import ccd_physics as phys
 from synthetic.ccd_settings import CCDSettings
 
-CLASS_NAMES = ("background", "glowing", "hot pixel", "cluster")
+CLASS_NAMES = DETECTOR_CLASSES
 BACKGROUND, GLOWING, HOT_PIXEL, CLUSTER = 0, 1, 2, 3
 _SALT = 0xCCD  # keeps these streams apart from other generators fed the same seed
 

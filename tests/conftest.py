@@ -41,10 +41,10 @@ def tiny_project(tmp_path_factory):
     Tests copy what they change: nothing here may be written to."""
     from core.imageio import write_image
     from helpers import tiny_training
-    from segmentation.autoseg import run_autoseg
-    from synthetic.compose import SynthesisSettings, run_synthesize
+    from segmentation import run_autoseg
+    from synthetic import SynthesisSettings, run_synthesize
     from synthetic.scenes import render_particle_scene
-    from training.train import run_training
+    from training import run_training
 
     root = tmp_path_factory.mktemp("tiny_project")
     photos = root / "photos"

@@ -32,7 +32,7 @@ def match_count(pred_labels: np.ndarray, true_labels: np.ndarray, ids=None, thre
 
 def tiny_training(epochs=6, seed=0):
     """Training settings small enough for tests: a depth-2 U-Net on 64-pixel patches."""
-    from training.settings import TrainSettings
+    from training import TrainSettings
 
     return TrainSettings(epochs=epochs, batch_size=4, patch_size=64, depth=2, base_filters=8,
                          preset="cpu", seed=seed, patience=50, tile_size=128)
@@ -84,7 +84,7 @@ def segment_or_die(task):
 
     if task.stem == "b2":
         os._exit(1)
-    from evaluation.segment import segment_one
+    from inference.worker import segment_one
 
     return segment_one(task)
 

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 import segmentation.annotations as annotations
-from segmentation.annotations import find_annotations
+from segmentation import find_annotations
 from synthetic.scenes import draw_panel_letter, draw_scale_bar, render_particle_scene
 
 
@@ -51,7 +51,7 @@ def test_marks_at_one_level_only_miss_most_of_a_jpeg_label(labelled_jpeg, monkey
 
 
 def test_auto_segmentation_of_a_jpeg_photo_leaves_its_label_out(labelled_jpeg):
-    from segmentation.autoseg import find_objects
+    from segmentation import find_objects
 
     photo, truth, drawn, boxes = labelled_jpeg
     found = find_objects(photo)

@@ -7,7 +7,7 @@ from core.imageio import read_image, write_image
 from core.progress import Progress
 from core.workdir import WorkingDirectory
 from helpers import match_count, run_app
-from segmentation.autoseg import AutosegSettings, find_objects, run_autoseg
+from segmentation import AutosegSettings, find_objects, run_autoseg
 from synthetic.scenes import draw_panel_letter, draw_scale_bar, render_particle_scene
 
 
@@ -213,7 +213,7 @@ def test_cli_runs_and_reports(tmp_path):
 def test_a_touching_pair_the_splitter_keeps_whole_stays_out_of_the_pool():
     """Two particles joined by a wide neck are one object to the splitter;
     pooled, they would be pasted as a doublet into every training image."""
-    from segmentation.autoseg import find_objects
+    from segmentation import find_objects
 
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[:200, :300]

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import SHARED_DATA
 from core.imageio import read_image
-from evaluation.metrics import foreground_iou_dice
+from evaluation import foreground_iou_dice
 
 EMPS = SHARED_DATA / "emps-dev"
 
@@ -49,8 +49,8 @@ def test_packed_particles_are_counted_one_by_one(stem):
     """Chains and packings of particles touching along wide fronts: filling
     the small gaps where three of them meet left no neck for the splitter,
     and each cluster was one object (instance F1 0.14 and 0.27)."""
-    from evaluation.metrics import instance_matching
-    from segmentation.autoseg import find_objects
+    from evaluation import instance_matching
+    from segmentation import find_objects
 
     image, truth = read_image(EMPS / "images" / f"{stem}.png"), read_image(EMPS / "masks" / f"{stem}.png")
     found = find_objects(image)
@@ -64,7 +64,7 @@ def test_the_autoseg_command_counts_a_packing_of_particles(tmp_path):
     chains of touching particles; the objects file it writes counts them."""
     import shutil
 
-    from evaluation.metrics import instance_matching
+    from evaluation import instance_matching
     from helpers import run_app
 
     photos = tmp_path / "photos"

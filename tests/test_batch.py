@@ -14,9 +14,9 @@ import pytest
 
 from conftest import ROOT
 from core.imageio import write_image
-from evaluation.batch import RECORD, RECORDS, unfinished_folder
-from evaluation.segment import SegmentSettings, run_segment
 from helpers import run_app
+from inference import SegmentSettings, run_segment
+from inference.batch import RECORD, RECORDS, unfinished_folder
 from synthetic.scenes import render_particle_scene
 
 PHOTOS = 6
@@ -132,7 +132,7 @@ def test_other_settings_or_a_changed_photo_are_segmented_again(batch, tmp_path):
 
 def test_a_photo_that_fails_is_reported_and_the_others_are_kept(batch, tmp_path, monkeypatch):
     model, photos, reference = batch
-    import evaluation.segment as segment_module
+    import inference.worker as segment_module
 
     real = segment_module._segment_into
 
@@ -184,7 +184,7 @@ def test_workers_and_scheduler_are_checked(batch, tmp_path, capsys):
 def test_a_photo_whose_worker_dies_is_reported_and_the_others_are_kept(batch, tmp_path, monkeypatch):
     import dask
 
-    import evaluation.segment as segment_module
+    import inference.stage as segment_module
     from core.progress import Progress
     from helpers import segment_or_die
 

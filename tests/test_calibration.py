@@ -6,7 +6,7 @@ import math
 import pytest
 
 from core.errors import UserInputError
-from evaluation.calibration import (
+from measurement.calibration import (
     Calibration,
     calibration_from_pixel_size,
     calibration_from_scale_bar,

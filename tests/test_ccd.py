@@ -14,6 +14,7 @@ from conftest import ROOT
 from core.errors import UserInputError
 from core.imageio import read_image
 from core.progress import Progress
+from detector.thresholds import class_scores, label_frame
 from synthetic.ccd import (
     CLUSTER,
     GLOWING,
@@ -24,7 +25,6 @@ from synthetic.ccd import (
     run_simulate_ccd,
     simulate_frame,
 )
-from synthetic.ccd_labels import class_scores, label_frame
 
 QUIET = dict(glow_probability=0.0, hot_pixel_density=0.0, hot_line_rate=0.0, cluster_count_range=(0.0, 0.0))
 

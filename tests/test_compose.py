@@ -9,7 +9,7 @@ from core.imageio import read_image, write_image
 from core.progress import Progress
 from core.workdir import WorkingDirectory
 from helpers import run_app
-from segmentation.autoseg import run_autoseg
+from segmentation import run_autoseg
 from synthetic.backgrounds import Background, fill_objects
 from synthetic.compose import SynthesisSettings, compose_image, paste_object, run_synthesize
 from synthetic.scenes import render_particle_scene

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from core.imageio import read_image
-from evaluation.segment import run_segment
+from inference import run_segment
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / "checkpoints"
@@ -50,9 +50,8 @@ def test_training_starts_from_a_copy_of_the_bundled_model_which_never_changes(tm
     from test_train import make_discs
 
     from core.progress import Progress
+    from training import TrainSettings, run_training
     from training.history import read_history
-    from training.settings import TrainSettings
-    from training.train import run_training
 
     before = _digest(BUNDLED)
     data = make_discs(tmp_path / "data", count=4, size=64)

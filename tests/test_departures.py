@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from segmentation.autoseg import find_objects
+from segmentation import find_objects
 from segmentation.departures import background_mode
 from synthetic.scenes import render_particle_scene
 

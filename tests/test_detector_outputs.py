@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from evaluation.detector import (
+from detector.outputs import (
     CLUSTER,
     DETECTOR_CLASSES,
     GLOWING,
@@ -127,8 +127,8 @@ def test_only_detector_models_get_detector_outputs():
 @pytest.fixture(scope="module")
 def detector_model(tmp_path_factory):
     """A tiny model trained on simulated detector frames."""
-    from synthetic.ccd import CCDSettings, run_simulate_ccd
-    from training.train import run_training
+    from synthetic import CCDSettings, run_simulate_ccd
+    from training import run_training
 
     root = tmp_path_factory.mktemp("detector")
     run_simulate_ccd(root / "sim", settings=CCDSettings(count=12, size=64, seed=3))

@@ -149,7 +149,7 @@ def start(tiny_project, tmp_path_factory):
     objects of the first two), a synthetic set, a tiny model and an earlier
     segmentation of the first two photos."""
     from core.imageio import write_image
-    from evaluation.segment import SegmentSettings, run_segment
+    from inference import SegmentSettings, run_segment
     from synthetic.scenes import render_particle_scene
 
     root = tmp_path_factory.mktemp("faults") / "start"

@@ -9,9 +9,9 @@ import pytest
 from astropy.io import fits
 
 from core.errors import UserInputError
+from detector import fit_settings, measure_frame, run_fit_ccd
+from synthetic import load_ccd_settings
 from synthetic.ccd import CCDSettings, frame_rng, render_frame
-from synthetic.ccd_settings import load_ccd_settings
-from synthetic.fit_ccd import fit_settings, measure_frame, run_fit_ccd
 from tests.helpers import run_app
 from tests.other_detector import GAIN, PEDESTAL, READ_NOISE, other_frame
 
@@ -167,7 +167,7 @@ def _with_overscan(seed=0, columns=24, dark=40.0):
 
 
 def test_overscan_columns_give_pedestal_and_noise():
-    from synthetic.ccd_labels import parse_overscan
+    from detector import parse_overscan
 
     frame, _ = _with_overscan()
     plain = measure_frame(frame)
@@ -180,7 +180,7 @@ def test_overscan_columns_give_pedestal_and_noise():
 
 @pytest.mark.parametrize("spec, columns", [("-24:", 24), (":8", 8), ("100:110", 10), (" 5:7 ", 2)])
 def test_overscan_specs(spec, columns):
-    from synthetic.ccd_labels import overscan_columns, parse_overscan
+    from detector import overscan_columns, parse_overscan
 
     assert overscan_columns(152, parse_overscan(spec)).sum() == columns
 
@@ -189,7 +189,7 @@ def test_overscan_specs(spec, columns):
                                          ("500:600", "name no column of a frame 152"), ("8:0", "A must be below B"),
                                          (":", "every column of a frame 152 pixels wide, leaving none")])
 def test_bad_overscan_specs_are_refused(spec, words):
-    from synthetic.ccd_labels import overscan_columns, parse_overscan
+    from detector import overscan_columns, parse_overscan
 
     with pytest.raises(UserInputError, match=words):
         overscan_columns(152, parse_overscan(spec))
@@ -244,8 +244,7 @@ def test_the_overscan_a_fits_header_names(tmp_path, section, columns):
 def test_frames_that_name_their_overscan_are_measured_and_labelled_from_it(tmp_path):
     """No --overscan given: a frame whose header names its overscan columns
     (BIASSEC) gets its pedestal and noise from them; one given by the user wins."""
-    from synthetic.ccd_labels import frame_overscan, parse_overscan
-    from synthetic.label_ccd import run_label_ccd
+    from detector import frame_overscan, parse_overscan, run_label_ccd
 
     frames = tmp_path / "frames"
     frames.mkdir()

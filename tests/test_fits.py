@@ -143,7 +143,7 @@ def _simulated_fits(folder, count, size=96):
 def test_label_ccd_cli_writes_a_training_set_from_fits_frames(tmp_path):
     """The user's path: his FITS frames in, a set `train` can read out, with
     clusters found where the simulator put them."""
-    from synthetic.ccd_labels import CLUSTER, class_scores
+    from detector.thresholds import CLUSTER, class_scores
     from training.data_files import read_class_names
 
     truths = _simulated_fits(tmp_path / "frames", 3)
@@ -211,7 +211,7 @@ def test_segment_cli_on_multi_amplifier_frames(tiny_project, tmp_path):
     summary = (tmp_path / "out" / "summary.csv").read_text().splitlines()
     assert [row.split(",")[0] for row in summary[1:]] == [
         "run_0.fits[1]", "run_0.fits[2]", "run_1.fits[1]", "run_1.fits[2]"]
-    from evaluation.segment import SegmentSettings, run_segment
+    from inference import SegmentSettings, run_segment
 
     one = run_segment(tiny_project / "model", frames, tmp_path / "one", settings=SegmentSettings(hdu=2))
     assert one.photos == 2 and sorted(p.name for p in (tmp_path / "one").glob("*_labels.tif")) == [

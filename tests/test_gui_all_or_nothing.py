@@ -26,7 +26,7 @@ def boxes(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def segmented_project(tmp_path_factory, tiny_project):
     """The tiny project with eight photos, segmented once, so every folder holds results."""
-    from evaluation.segment import run_segment
+    from inference import run_segment
 
     root = tmp_path_factory.mktemp("segmented_project")
     shutil.copytree(tiny_project / "wd", root / "wd")
@@ -108,7 +108,7 @@ def test_cancelled_synthesis_keeps_the_earlier_synthetic_images(qtbot, project, 
 
 def test_training_cancelled_before_its_first_epoch_leaves_no_copy_of_the_bundled_model(
         qtbot, project, boxes, monkeypatch):
-    from synthetic.compose import SynthesisSettings, run_synthesize
+    from synthetic import SynthesisSettings, run_synthesize
 
     bundled = project / "bundled"
     shutil.copytree(project / "model", bundled)
@@ -149,7 +149,7 @@ def test_cancelled_segmentation_of_the_folder_keeps_the_earlier_results(qtbot, p
 
 
 def test_a_larger_folder_is_segmented_on_worker_processes_and_resumed_after_cancel(qtbot, project, boxes):
-    from evaluation.batch import FEW_PHOTOS
+    from inference.batch import FEW_PHOTOS
 
     photos = project / "photos"
     for i in range(8, FEW_PHOTOS + 3):

@@ -3,7 +3,6 @@ for real: a tiny U-Net trained once for the module, every stage in its child
 process, message boxes recorded instead of shown."""
 
 import csv
-import importlib.util
 import shutil
 
 import pytest
@@ -12,10 +11,6 @@ from PyQt5.QtCore import Qt
 from conftest import TINY_EPOCHS
 from gui.controls import REFINE, SEGMENT, SEGMENT_ALL
 from helpers import open_window, record_message_boxes
-
-pytestmark = pytest.mark.skipif(
-    any(importlib.util.find_spec(m) is None for m in ("training.train", "evaluation.segment", "loop.refine")),
-    reason="training, segmentation or self-training is not in this version")
 
 
 @pytest.fixture
@@ -72,7 +67,7 @@ def test_segment_all_photos_in_micrometres_fills_the_results(qtbot, tmp_path, tr
 
 def test_first_launch_segments_with_the_default_model_and_the_stored_scale(qtbot, tmp_path, trained,
                                                                           boxes, monkeypatch):
-    from evaluation.calibration import calibration_from_pixel_size, save_calibration
+    from measurement import calibration_from_pixel_size, save_calibration
 
     monkeypatch.setattr("core.model_folder.BUNDLED_MODEL", trained / "model")
     wd = tmp_path / "working_directory"

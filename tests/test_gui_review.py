@@ -126,7 +126,7 @@ def test_save_selected_writes_picked_objects_into_the_pool(segmented):
     assert {rows[n]["origin"] for n in names} == {"picked"}
     assert {rows[n]["source_image"] for n in names} == {"grains.tif"}
     assert sorted(int(rows[n]["class"]) for n in names) == [1, 2]
-    from segmentation.pool import read_pool_object
+    from segmentation import read_pool_object
 
     crop, mask = read_pool_object(wd.root, next(n for n in names if rows[n]["class"] == "2"))
     assert crop.dtype == np.uint16
@@ -231,7 +231,7 @@ def test_undo_after_a_save_does_not_bring_the_saved_picks_back(segmented):
 
 
 def test_a_pick_the_pool_already_holds_is_not_added_again(segmented):
-    from segmentation.pool import add_objects
+    from segmentation import add_objects
 
     s = load(segmented)
     wd = WorkingDirectory(segmented / "wd")

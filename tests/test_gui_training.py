@@ -1,7 +1,6 @@
 """Training from the window for real (tiny TensorFlow model on simulated
 CCD frames): live curves per epoch, batch progress, best epoch marked."""
 
-import importlib.util
 
 import pytest
 from PyQt5.QtCore import Qt
@@ -11,9 +10,6 @@ from gui.controls import AUTOSEG, SEGMENT, TRAIN
 from gui.main_window import MainWindow
 from gui.settings import SETTINGS_DIR_VARIABLE
 from gui.training_view import TrainingView, nice_ticks
-
-needs_training = pytest.mark.skipif(importlib.util.find_spec("training.train") is None,
-                                    reason="training is not in this version")
 
 
 def test_training_view_marks_the_best_epoch_and_plots_iou_per_class(qtbot):
@@ -49,9 +45,8 @@ def test_nice_ticks():
     assert nice_ticks(0.31, 0.52)[0] >= 0.31
 
 
-@needs_training
 def test_train_button_trains_with_live_curves(qtbot, tmp_path, monkeypatch):
-    from synthetic.ccd import CCDSettings, run_simulate_ccd
+    from synthetic import CCDSettings, run_simulate_ccd
 
     monkeypatch.setenv(SETTINGS_DIR_VARIABLE, str(tmp_path / "settings"))
     shown = []
@@ -79,8 +74,6 @@ def test_train_button_trains_with_live_curves(qtbot, tmp_path, monkeypatch):
     assert window.training.batch.value() == window.training.batch.maximum() > 0
     assert (tmp_path / "model" / "model.keras").is_file()
     assert "Train: finished." in window.log_view.toPlainText()
-    if importlib.util.find_spec("evaluation.segment") is None:
-        return
     # The trained model segments a frame, which opens in the Review tab.
     frame = sorted((workdir / "synthetic_ccd" / "images").iterdir())[0]
     c.photo.set_text(str(frame))

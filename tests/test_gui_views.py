@@ -13,7 +13,7 @@ from gui.main_window import MainWindow
 from gui.pool_view import PoolView
 from gui.results_view import ResultsView
 from gui.settings import SETTINGS_DIR_VARIABLE
-from segmentation.pool import add_objects
+from segmentation import add_objects
 
 
 @pytest.fixture

@@ -247,7 +247,7 @@ def test_autoseg_then_synthesize_buttons_fill_the_pool_and_the_training_set(qtbo
 def test_ccd_dialog_lists_every_simulator_setting(qtbot, window, monkeypatch):
     import dataclasses
 
-    from synthetic.ccd import CCDSettings
+    from synthetic import CCDSettings
 
     dialog = dialogs.DataclassDialog(CCDSettings, {"count": 3}, title="t")
     qtbot.addWidget(dialog)
@@ -357,7 +357,7 @@ def test_match_my_frames_on_a_folder_of_unreadable_frames_changes_nothing(qtbot,
 
 def test_cancelling_a_simulation_keeps_the_earlier_frames_as_they_were(qtbot, window, monkeypatch):
     from helpers import tree_digest
-    from synthetic.ccd import CCDSettings, run_simulate_ccd
+    from synthetic import CCDSettings, run_simulate_ccd
 
     c = window.controls
     c.source_ccd.setChecked(True)

@@ -9,8 +9,8 @@ import roifile
 import tifffile
 from scipy import ndimage as ndi
 
-from evaluation.exports import write_measurements
-from evaluation.interop import object_outlines, write_calibrated_labels, write_roi_zip
+from measurement import write_measurements
+from measurement.interop import object_outlines, write_calibrated_labels, write_roi_zip
 
 
 def _shoelace(points):
@@ -127,7 +127,7 @@ def test_coco_annotations_decode_back_to_the_objects(tmp_path):
     from pycocotools import mask as coco_mask
     from pycocotools.coco import COCO
 
-    from evaluation.exports import MeasurementCollector
+    from measurement import MeasurementCollector
 
     photo, mask = _scene()
     with MeasurementCollector(tmp_path, class_names=["background", "grain"]) as collector:
@@ -164,7 +164,7 @@ def _tiff(path, **kwargs):
      "TIFF resolution tags"),
 ])
 def test_pixel_size_is_read_from_the_photo(tmp_path, kind, kwargs, size, unit, source):
-    from evaluation.calibration import calibration_from_file
+    from measurement import calibration_from_file
 
     found = calibration_from_file(_tiff(tmp_path / f"{kind}.tif", **kwargs))
     assert found is not None and found.pixel_size == pytest.approx(size) and found.unit == unit
@@ -173,7 +173,7 @@ def test_pixel_size_is_read_from_the_photo(tmp_path, kind, kwargs, size, unit, s
 
 def test_photos_without_a_pixel_size_or_with_different_ones_stay_in_pixels(tmp_path):
     from core.imageio import write_image
-    from evaluation.calibration import calibration_from_file, common_file_calibration
+    from measurement.calibration import calibration_from_file, common_file_calibration
 
     dpi = _tiff(tmp_path / "dpi.tif", resolution=(72.0, 72.0), resolutionunit="INCH")  # a printer's dpi
     plain = _tiff(tmp_path / "plain.tif")

@@ -12,9 +12,8 @@ from skimage.draw import disk, polygon
 
 from core.errors import UserInputError
 from core.imageio import read_image, write_label_image
-from evaluation.calibration import Calibration
-from evaluation.exports import MeasurementCollector, write_measurements
-from evaluation.measure import (
+from measurement import Calibration, MeasurementCollector, write_measurements
+from measurement.measure import (
     feret_diameters,
     measure_objects,
     object_columns,

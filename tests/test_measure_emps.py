@@ -13,7 +13,7 @@ import pytest
 
 from conftest import SHARED_DATA
 from core.imageio import list_images, read_image
-from segmentation.instances import label_instances
+from segmentation import label_instances
 
 EMPS = SHARED_DATA / "emps-dev"
 

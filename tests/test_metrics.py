@@ -7,6 +7,7 @@ import pytest
 
 from core.errors import UserInputError
 from core.imageio import write_image
+from evaluation import run_evaluate
 from evaluation.metrics import (
     confusion_matrix,
     foreground_iou_dice,
@@ -15,7 +16,6 @@ from evaluation.metrics import (
     pool_matches,
     scores_from_confusion,
 )
-from evaluation.report import run_evaluate
 
 PRED = np.array([[0, 1, 1], [0, 1, 0], [2, 2, 0]])
 TRUTH = np.array([[0, 1, 0], [0, 1, 1], [2, 0, 0]])

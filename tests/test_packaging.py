@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import yaml
 
-from evaluation.exports import MeasurementCollector
-from evaluation.napari_reader import napari_get_reader
+from measurement import MeasurementCollector
+from measurement.napari_reader import napari_get_reader
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,7 +61,7 @@ def test_napari_reader_stands_in_the_overlay_for_a_moved_photo_and_declines_othe
 
 
 def test_napari_manifest_names_the_reader():
-    manifest = yaml.safe_load((ROOT / "evaluation" / "napari.yaml").read_text())
+    manifest = yaml.safe_load((ROOT / "measurement" / "napari.yaml").read_text())
     command = manifest["contributions"]["commands"][0]
     module, function = command["python_name"].split(":")
     assert getattr(importlib.import_module(module), function) is napari_get_reader
@@ -92,7 +92,7 @@ def test_pip_install_gives_a_working_segloop_command(tmp_path):
     assert result.stdout.startswith("usage: segloop "), result.stdout[:200]
     for command in ("autoseg", "segment", "fit-ccd", "label-ccd", "pipeline"):
         assert command in result.stdout
-    assert (site / "checkpoints" / "model.keras").is_file() and (site / "evaluation" / "napari.yaml").is_file()
+    assert (site / "checkpoints" / "model.keras").is_file() and (site / "measurement" / "napari.yaml").is_file()
     probe = subprocess.run([sys.executable, "-c", "import core.model_folder as m; print(m.BUNDLED_MODEL)"],
                            capture_output=True, text=True, env=env, cwd=tmp_path)
     assert Path(probe.stdout.strip()) == site / "checkpoints"

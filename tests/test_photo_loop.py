@@ -50,8 +50,7 @@ def test_stops_when_cancelled(tmp_path):
 def test_pipeline_and_rounds_name_the_photos_they_could_not_read():
     from types import SimpleNamespace
 
-    from loop.pipeline import PipelineResult
-    from loop.refine import RefineResult
+    from loop import PipelineResult, RefineResult
 
     pipeline = PipelineResult(steps={"auto-segmentation": SimpleNamespace(failed=["x.png"]),
                                      "training": SimpleNamespace(),

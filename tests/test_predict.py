@@ -11,7 +11,7 @@ keras = pytest.importorskip("keras")
 from core.errors import UserInputError  # noqa: E402
 from core.imageio import read_image  # noqa: E402
 from evaluation.overlay import class_colour, overlay_image, write_prediction  # noqa: E402
-from evaluation.predict import (  # noqa: E402
+from inference.predict import (  # noqa: E402
     blend_window,
     iter_probability_bands,
     load_model,
@@ -221,7 +221,7 @@ def test_progress_per_tile_row_and_cancel(loaded):
 
 
 def test_streamed_resampling_equals_whole_array_resampling():
-    from evaluation.resample import RowResampler, resample_image
+    from inference.resample import RowResampler, resample_image
 
     rng = np.random.default_rng(0)
     source = rng.random((40, 30, 2)).astype(np.float32)

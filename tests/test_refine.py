@@ -5,9 +5,9 @@ import pytest
 
 from core.errors import UserInputError
 from core.workdir import WorkingDirectory
-from evaluation.confident import Sureness, confident_objects
-from evaluation.segment import SCALE_STEP, previous_scales
-from loop.refine import RefineSettings, run_refine
+from inference import Sureness, confident_objects, previous_scales
+from inference.scale import SCALE_STEP
+from loop import RefineSettings, run_refine
 
 
 def _disc_map(shape, centres, radius, value):
@@ -157,7 +157,7 @@ def test_a_round_that_is_cancelled_or_fails_changes_nothing(project, tmp_path, m
     def broken_segment(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("evaluation.segment.run_segment", broken_segment)
+    monkeypatch.setattr("inference.stage.run_segment", broken_segment)
     with pytest.raises(RuntimeError, match="disk full"):
         run_refine(project / "photos", wd, model, settings=RefineSettings(epochs=1, synthetic_count=8,
                                                                           synthetic_size=64))
@@ -192,10 +192,11 @@ def test_photos_that_had_auto_segmentation_are_held_through_a_round(project, tmp
     keeps them where the retrained model still sees none."""
     import json
 
-    import evaluation.segment as segment
+    import inference.fallback as fallback
+    import inference.worker as segment
     from core.imageio import read_image
-    from evaluation.segment import SegmentSettings, run_segment
-    from segmentation.autoseg import find_objects
+    from inference import SegmentSettings, run_segment
+    from segmentation import find_objects
 
     wd, model = _copies(project, tmp_path)
     blind = SegmentSettings(threshold=0.999999, flips=False)
@@ -203,14 +204,14 @@ def test_photos_that_had_auto_segmentation_are_held_through_a_round(project, tmp
     assert first.auto_segmented == ["p0.png", "p1.png"]
     asked, real = [], segment.classical_if_model_blind
 
-    def judged(image, mask, share=segment.BLIND_SHARE, **kwargs):
+    def judged(image, mask, share=fallback.BLIND_SHARE, **kwargs):
         asked.append(share)
         return real(image, np.zeros_like(mask), share)  # the retrained model sees none of them either
 
     monkeypatch.setattr(segment, "classical_if_model_blind", judged)
     result = run_refine(project / "photos", wd, model, settings=RefineSettings(epochs=1, synthetic_count=8,
                                                                                 synthetic_size=64))
-    assert result.rounds == 1 and asked == [segment.HOLD_SHARE] * 2
+    assert result.rounds == 1 and asked == [fallback.HOLD_SHARE] * 2
     record = json.loads((wd / "segmented" / "segment.json").read_text())
     assert record["auto_segmented"] == ["p0.png", "p1.png"]
     kept = read_image(wd / "segmented" / "p0_mask.png") > 0

@@ -8,9 +8,9 @@ import pytest
 
 from core.errors import UserInputError
 from core.imageio import read_image, write_image
-from evaluation.segment import SegmentSettings, run_segment
 from helpers import run_app, tiny_training
-from loop.pipeline import PipelineSettings, run_pipeline
+from inference import SegmentSettings, run_segment
+from loop import PipelineSettings, run_pipeline
 from synthetic.scenes import render_particle_scene
 
 
@@ -115,7 +115,7 @@ def test_segment_cli(trained, tmp_path):
 def test_segment_cli_reports_sizes_in_the_given_unit(trained, tmp_path):
     import csv
 
-    from evaluation.calibration import calibration_from_pixel_size, save_calibration
+    from measurement import calibration_from_pixel_size, save_calibration
 
     typed = run_app("segment", "--model", trained / "model", "--images", trained / "photos",
                     "--out", tmp_path / "typed", "--pixel-size", "0.5", "--unit", "nm")
@@ -159,7 +159,7 @@ def test_pipeline_runs_every_stage(tmp_path):
 
 
 def test_object_size_is_not_dragged_down_by_specks():
-    from evaluation.segment import _median_diameter
+    from inference.scale import median_diameter
 
     mask = np.zeros((400, 400), bool)
     yy, xx = np.mgrid[:400, :400]
@@ -167,12 +167,12 @@ def test_object_size_is_not_dragged_down_by_specks():
         mask |= (yy - cy) ** 2 + (xx - cx) ** 2 <= 40 ** 2
     for k in range(30):  # specks, more of them than particles
         mask[370 + (k // 15) * 10, 10 + (k % 15) * 12] = True
-    assert abs(_median_diameter(mask) - 80) < 3
-    assert _median_diameter(np.zeros((10, 10), bool)) == 0.0
+    assert abs(median_diameter(mask) - 80) < 3
+    assert median_diameter(np.zeros((10, 10), bool)) == 0.0
 
 
 def test_scale_bar_and_letters_are_not_objects():
-    from evaluation.segment import _annotations, _without_marks
+    from inference.marks import find_marks, without_marks
     from synthetic.scenes import draw_panel_letter, draw_scale_bar
 
     image = np.full((300, 400), 180, np.uint8)
@@ -181,19 +181,19 @@ def test_scale_bar_and_letters_are_not_objects():
     image[particle] = 90
     bar = draw_scale_bar(image)
     letter = draw_panel_letter(image)
-    marks = _annotations(image)
+    marks = find_marks(image)
     assert marks is not None
     # a model that marks the particle, the bar and the letter as objects
     mask = particle.astype(np.uint8)
     for r0, c0, r1, c1 in (bar, letter):
         mask[r0:r1, c0:c1] |= (image[r0:r1, c0:c1] == 0)
-    cleaned = _without_marks(mask, marks)
+    cleaned = without_marks(mask, marks)
     assert np.array_equal(cleaned > 0, particle)
-    assert _without_marks(particle.astype(np.uint8), None).sum() == particle.sum()
+    assert without_marks(particle.astype(np.uint8), None).sum() == particle.sum()
 
 
 def test_object_certainty():
-    from evaluation.segment import object_certainty
+    from inference.scale import object_certainty
 
     mask = np.zeros((20, 20), np.uint8)
     mask[5:15, 5:15] = 1
@@ -205,32 +205,32 @@ def test_object_certainty():
 
 
 def test_automatic_scale_is_where_the_model_is_surest(trained):
-    from evaluation.predict import load_model, predict_mask
-    from evaluation.segment import (
+    from inference import segment_photo
+    from inference.predict import load_model, predict_mask
+    from inference.scale import (
         CLEARLY_SURER,
         FIRST_LOOK,
         SCALE_STEP,
         SIZE_MARGIN,
-        _clip_scale,
-        _median_diameter,
+        clip_scale,
         estimate_scale,
+        median_diameter,
         object_certainty,
-        segment_photo,
         smallest_scale,
     )
 
     model, meta = load_model(trained / "model")
     image, _ = render_particle_scene((192, 256), count=10, radius=(12, 20), seed=7)
     _, chosen = segment_photo(model, meta, image)
-    first = _clip_scale(FIRST_LOOK / 256, image.shape)
-    seen = _median_diameter(predict_mask(model, meta, image, scale=first)) / first
-    start = _clip_scale(meta["object_diameter"] * SIZE_MARGIN / seen, image.shape)
+    first = clip_scale(FIRST_LOOK / 256, image.shape)
+    seen = median_diameter(predict_mask(model, meta, image, scale=first)) / first
+    start = clip_scale(meta["object_diameter"] * SIZE_MARGIN / seen, image.shape)
     steps = (1 / SCALE_STEP, 1.0, SCALE_STEP)
-    candidates = [_clip_scale(start * f, image.shape) for f in steps]
+    candidates = [clip_scale(start * f, image.shape) for f in steps]
     candidates.append(smallest_scale(image.shape))
     classical = estimate_scale(image, meta)
     if abs(np.log(classical / start)) > np.log(SCALE_STEP) * 1.01:
-        candidates += [_clip_scale(classical * f, image.shape) for f in steps]
+        candidates += [clip_scale(classical * f, image.shape) for f in steps]
     assert min(abs(chosen - c) for c in candidates) < 1e-9
     certainty = [object_certainty(*predict_mask(model, meta, image, scale=c, return_foreground=True))
                  for c in candidates]
@@ -242,8 +242,8 @@ def test_automatic_scale_is_where_the_model_is_surest(trained):
 def test_the_chosen_scale_is_not_predicted_twice(trained, monkeypatch):
     """The scale check predicted the photo at the scale it chose: the
     photo's own prediction there reuses it, with the same mask."""
-    import evaluation.predict as predict
-    from evaluation.segment import segment_photo
+    import inference.predict as predict
+    from inference import segment_photo
 
     model, meta = predict.load_model(trained / "model")
     image, _ = render_particle_scene((192, 256), count=10, radius=(12, 20), seed=7)
@@ -267,13 +267,14 @@ def test_a_particle_filling_half_the_photo_is_found_whole(trained):
     model was trained on (as when a first look measured specks of its
     texture), the check still finds it: the photo at its smallest scale
     is a candidate too."""
-    from evaluation.predict import load_model
-    from evaluation.segment import SCALE_STEP, _clip_scale, segment_photo, smallest_scale
+    from inference import segment_photo
+    from inference.predict import load_model
+    from inference.scale import SCALE_STEP, clip_scale, smallest_scale
 
     model, meta = load_model(trained / "model")
     image, truth = render_particle_scene((256, 256), count=1, radius=(90, 100), seed=3)
     mask, chosen = segment_photo(model, meta, image, start=2.0)
-    candidates = [_clip_scale(2.0 * f, image.shape) for f in (1 / SCALE_STEP, 1.0, SCALE_STEP)]
+    candidates = [clip_scale(2.0 * f, image.shape) for f in (1 / SCALE_STEP, 1.0, SCALE_STEP)]
     assert min(abs(chosen - c) for c in candidates + [smallest_scale(image.shape)]) < 1e-9
     found, truth = mask > 0, truth > 0
     assert (found & truth).sum() / (found | truth).sum() > 0.7
@@ -284,19 +285,13 @@ def test_auto_segmentation_scale_is_a_candidate_when_the_first_look_sees_texture
     objects: the first look asks for the photo enlarged four times, where
     the model finds nothing. Auto-segmentation saw the particles, so its
     scale is tried too, and the model is surest there."""
-    import evaluation.predict as predict
-    from evaluation.segment import (
-        FIRST_LOOK,
-        SCALE_STEP,
-        SIZE_MARGIN,
-        _clip_scale,
-        estimate_scale,
-        segment_photo,
-    )
+    import inference.predict as predict
+    from inference import segment_photo
+    from inference.scale import FIRST_LOOK, SCALE_STEP, SIZE_MARGIN, clip_scale, estimate_scale
 
     image, truth = render_particle_scene((256, 256), count=3, radius=(40, 50), seed=5)
     meta = {"classes": ["background", "object"], "object_diameter": 16.0}
-    first = _clip_scale(FIRST_LOOK / 256, image.shape)
+    first = clip_scale(FIRST_LOOK / 256, image.shape)
     classical = estimate_scale(image, meta)
     assert classical < 0.5  # auto-segmentation saw particles of about 90 pixels
     asked = []
@@ -314,9 +309,9 @@ def test_auto_segmentation_scale_is_a_candidate_when_the_first_look_sees_texture
         return (mask, foreground) if return_foreground else mask
     monkeypatch.setattr(predict, "predict_mask", fake_predict)
     _, chosen = segment_photo(None, meta, image, flips=False)
-    start = _clip_scale(16.0 * SIZE_MARGIN / (np.sqrt(4 / np.pi) / first), image.shape)
-    assert start == pytest.approx(_clip_scale(4.0, image.shape))  # the first look's mistake
-    assert chosen == pytest.approx(_clip_scale(classical, image.shape))
+    start = clip_scale(16.0 * SIZE_MARGIN / (np.sqrt(4 / np.pi) / first), image.shape)
+    assert start == pytest.approx(clip_scale(4.0, image.shape))  # the first look's mistake
+    assert chosen == pytest.approx(clip_scale(classical, image.shape))
     assert any(abs(a - round(classical * SCALE_STEP, 4)) < 1e-3 for a in asked)
 
 
@@ -325,13 +320,14 @@ def test_a_start_scale_is_checked_against_the_first_look(monkeypatch):
     the model drew specks) is not held there: the check starts at the
     earlier scale and tries the first look's reading too, and the model is
     surest there. Where it is surest at the earlier scale, that stays."""
-    import evaluation.predict as predict
-    from evaluation.segment import FIRST_LOOK, SIZE_MARGIN, _clip_scale, _median_diameter, segment_photo
+    import inference.predict as predict
+    from inference import segment_photo
+    from inference.scale import FIRST_LOOK, SIZE_MARGIN, clip_scale, median_diameter
 
     image, truth = render_particle_scene((256, 256), count=4, radius=(16, 18), seed=5)
     meta = {"classes": ["background", "object"], "object_diameter": 16.0}
-    first = _clip_scale(FIRST_LOOK / 256, image.shape)
-    read = 16.0 * SIZE_MARGIN / (_median_diameter(truth) / first)  # the first look's reading
+    first = clip_scale(FIRST_LOOK / 256, image.shape)
+    read = 16.0 * SIZE_MARGIN / (median_diameter(truth) / first)  # the first look's reading
     assert read < 4.0 / 2
     surest = {}
 
@@ -350,8 +346,8 @@ def test_a_start_scale_is_checked_against_the_first_look(monkeypatch):
 
 
 def test_the_scales_of_the_last_segmentation_are_read_back(trained, tmp_path, monkeypatch):
-    import evaluation.segment as segment
-    from evaluation.segment import previous_scales
+    import inference.worker as segment
+    from inference import previous_scales
 
     starts, real = [], segment.segment_photo
 
@@ -370,7 +366,7 @@ def test_the_scales_of_the_last_segmentation_are_read_back(trained, tmp_path, mo
 
 
 def test_auto_segmentation_stands_in_where_the_model_sees_nothing():
-    from evaluation.segment import classical_if_model_blind
+    from inference.fallback import classical_if_model_blind
 
     image, truth = render_particle_scene((192, 256), count=4, radius=(30, 40), seed=5)
     found = classical_if_model_blind(image, np.zeros(truth.shape, np.uint8))
@@ -387,7 +383,7 @@ def test_auto_segmentation_stands_in_where_the_model_sees_nothing():
     assert classical_if_model_blind(image, part) is None
     # a photo that had auto-segmentation's objects last time keeps them while
     # the model sees less than half of them
-    from evaluation.segment import HOLD_SHARE
+    from inference.fallback import HOLD_SHARE
 
     assert part.sum() < HOLD_SHARE * (found > 0).sum()
     held = classical_if_model_blind(image, part, HOLD_SHARE)
@@ -425,7 +421,7 @@ def test_segment_falls_back_to_auto_segmentation_and_says_so(trained, tmp_path):
     # the next segmentation into the folder (a self-training round's, or the
     # user's again) knows it: the photo is held, and a held photo is a
     # different task from one that is not
-    from evaluation.segment import previous_auto_segmented
+    from inference import previous_auto_segmented
 
     assert previous_auto_segmented(tmp_path / "out") == {"large.png"}
     assert previous_auto_segmented(tmp_path / "nowhere") == set()
@@ -459,8 +455,8 @@ def test_auto_segmentation_does_not_stand_in_with_the_photo_inside_out():
     model is sure of, that object is background (a film, the lit half of a
     photo) and the model's mask stays; one sure object in each of its
     objects, or none, and auto-segmentation stands in as before."""
-    from evaluation.segment import SEVERAL_SURE, classical_if_model_blind, holds_several
-    from segmentation.autoseg import find_objects
+    from inference.fallback import SEVERAL_SURE, classical_if_model_blind, holds_several
+    from segmentation import find_objects
 
     photo, particles = _particles_on_a_film()
     film = find_objects(photo).foreground > 0
@@ -493,7 +489,7 @@ def test_segment_keeps_the_models_mask_where_auto_segmentation_has_the_photo_ins
     gets the model's mask and the record does not call the photo
     auto-segmented, so a self-training round does not hold it; where it is
     sure of none, auto-segmentation stands in as before."""
-    import evaluation.confident as confident
+    import inference.confident as confident
 
     photo, particles = _particles_on_a_film()
     write_image(tmp_path / "film.png", photo)
@@ -543,7 +539,7 @@ def _grainy_photo_with_specks(seed: int = 3):
 def test_faint_specks_of_grain_are_dropped_and_particles_kept():
     """A model that enlarged a grainy photo drew clumps of its grain as small
     objects: they go, the small dark particles of the same size stay."""
-    from evaluation.segment import without_faint_specks
+    from inference.marks import without_faint_specks
 
     photo, particles, specks = _grainy_photo_with_specks()
     mask = (particles | specks).astype(np.uint8)
@@ -566,8 +562,9 @@ def test_faint_specks_of_grain_are_dropped_and_particles_kept():
 def test_segment_drops_faint_specks_where_the_model_draws_them(monkeypatch):
     """Through segment_photo: the specks the model draws are taken out of the
     mask and out of its object probability; the particles are kept."""
-    import evaluation.predict as predict
-    from evaluation.segment import SPECK_SIZE, segment_photo
+    import inference.predict as predict
+    from inference import segment_photo
+    from inference.marks import SPECK_SIZE
 
     photo, particles, specks = _grainy_photo_with_specks()
 

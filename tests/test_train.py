@@ -8,9 +8,8 @@ import pytest
 from core.errors import UserInputError
 from core.imageio import read_image, write_image
 from core.progress import Progress
+from training import TrainSettings, run_training
 from training.history import parse_epoch_line, read_history
-from training.settings import TrainSettings
-from training.train import run_training
 
 TINY = dict(batch_size=4, depth=2, base_filters=8, val_fraction=0.25, learning_rate=3e-3)
 
@@ -46,8 +45,8 @@ def trained(tmp_path_factory):
 
 
 def test_tiny_model_fits_its_training_set(trained):
-    from evaluation.metrics import foreground_iou_dice
-    from evaluation.predict import load_model, predict_mask
+    from evaluation import foreground_iou_dice
+    from inference.predict import load_model, predict_mask
 
     data, model_dir, result, _, _ = trained
     assert not result.cancelled and result.best_epoch is not None
@@ -170,8 +169,8 @@ def test_real_nuclei_left_half_to_right_half(tmp_path):
     """Real fluorescence nuclei (DSB 2018): trained on tiles of the left half,
     the default network segments the unseen right half."""
     from conftest import SHARED_DATA
-    from evaluation.metrics import foreground_iou_dice
-    from evaluation.predict import load_model, predict_mask
+    from evaluation import foreground_iou_dice
+    from inference.predict import load_model, predict_mask
 
     folder = SHARED_DATA / "dsb-nuclei"
     if not (folder / "img2d.tif").is_file():

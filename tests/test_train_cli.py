@@ -48,7 +48,7 @@ def test_missing_folders_exit_2_with_one_line(tmp_path):
 def test_stage_modules_import_without_tensorflow():
     """The GUI and CLI import these at start-up; TensorFlow must wait until
     training or prediction actually starts."""
-    code = ("import sys; import training.train, training.history, evaluation.predict, evaluation.report, "
+    code = ("import sys; import training.train, training.history, inference.predict, evaluation.report, "
             "evaluation.metrics, evaluation.overlay; "
             "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)

@@ -18,7 +18,7 @@ if devices > 1:  # before TensorFlow starts: one CPU seen as several devices
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * devices)
 from core.progress import Progress
 from helpers import tiny_training
-from training.train import run_training
+from training import run_training
 progress = Progress()
 result = run_training(sys.argv[2], sys.argv[3], settings=tiny_training(epochs=3), progress=progress)
 print("RESULT " + json.dumps({"lines": progress.lines, "epochs": result.epochs_run}))
@@ -54,7 +54,7 @@ def test_two_devices_train_together_and_learn_as_one_does(tiny_project, tmp_path
     assert min(first) < first[0] and min(second) < second[0]
     # the model trained on two devices is an ordinary model folder: it segments
     from core.imageio import read_image
-    from evaluation.predict import load_model, predict_mask
+    from inference.predict import load_model, predict_mask
 
     model, meta = load_model(tmp_path / "two")
     mask = predict_mask(model, meta, read_image(tiny_project / "photos" / "p0.png"))

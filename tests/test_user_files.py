@@ -264,7 +264,7 @@ def _holder(folder: Path, *, refine: bool = False) -> subprocess.Popen:
 
 @pytest.mark.parametrize("refine", [False, True], ids=["another training", "a self-training round"])
 def test_a_model_folder_being_changed_is_not_trained_meanwhile(tmp_path, refine):
-    from training.train import run_training
+    from training import run_training
 
     wd = tmp_path / "wd"
     model = wd / "model"
@@ -283,7 +283,7 @@ def test_a_model_folder_being_changed_is_not_trained_meanwhile(tmp_path, refine)
 
 
 def test_temporary_files_of_a_killed_training_go_with_the_next_one(tmp_path):
-    from training.train import run_training
+    from training import run_training
 
     model = tmp_path / "model"
     model.mkdir()
@@ -409,8 +409,8 @@ def test_a_flat_frame_is_labelled_without_warnings_or_nan(capsys, tmp_path):
 
 def test_the_pipeline_composites_smaller_images_from_small_photos(tmp_path):
     from core.progress import Progress
-    from segmentation.autoseg import run_autoseg
-    from synthetic.compose import SynthesisSettings, run_synthesize
+    from segmentation import run_autoseg
+    from synthetic import SynthesisSettings, run_synthesize
 
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -474,14 +474,15 @@ def test_a_refused_segmentation_leaves_no_unfinished_folder(capsys, tmp_path):
 def test_a_full_disk_while_segmenting_stops_the_run_with_one_line(monkeypatch, tmp_path, photos):
     import errno
 
-    import evaluation.segment as segment
+    import inference.stage as stage
+    import inference.worker as worker
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "out" / "p0_mask.png"))
 
-    monkeypatch.setattr(segment, "_segment_into", full)
+    monkeypatch.setattr(worker, "_segment_into", full)
     with pytest.raises(UserInputError, match="no space left on the disk"):
-        segment.run_segment(BUNDLED, photos, tmp_path / "out")
+        stage.run_segment(BUNDLED, photos, tmp_path / "out")
     assert not (tmp_path / "out").exists() and not (tmp_path / ".out.unfinished").exists()
 
 

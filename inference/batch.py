@@ -2,7 +2,7 @@
 or on a Dask cluster.
 
 Each photo is one task (:class:`PhotoTask`), done by
-:func:`evaluation.segment.segment_one` wherever it runs: it reads the photo, segments it, writes the photo's files
+:func:`inference.worker.segment_one` wherever it runs: it reads the photo, segments it, writes the photo's files
 into a folder of its own under the *unfinished* folder beside the output
 folder (``<out parent>/.<out name>.unfinished/<stem>/``, renamed into place
 when complete) with a record (``record.json``) of what the folder tables

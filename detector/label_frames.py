@@ -1,6 +1,6 @@
 """Threshold labels for a folder of the user's own CCD frames.
 
-``run_label_ccd`` labels every frame with :func:`synthetic.ccd_labels.label_frame`
+``run_label_ccd`` labels every frame with :func:`detector.thresholds.label_frame`
 (thresholds in units of each frame's own noise sigma, plus the geometry of
 glow, hot pixels and clusters) and writes a training set laid out like a
 simulated one, so that a model can be checked against, or fine-tuned on,
@@ -27,7 +27,8 @@ from core.errors import UserInputError
 from core.imageio import list_images, to_gray, write_image
 from core.photos import PhotoLoop
 from core.progress import Progress
-from synthetic.ccd_labels import CLASS_NAMES, frame_overscan, label_frame, overscan_columns, overscan_text
+from detector.overscan import frame_overscan, overscan_columns, overscan_text
+from detector.thresholds import CLASS_NAMES, label_frame
 
 DESCRIPTION = "ccd_labels.json"
 

@@ -38,9 +38,8 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from core.atomic import atomic_path
-from evaluation.exports import plain, write_csv
-from synthetic.ccd_labels import CLASS_NAMES as DETECTOR_CLASSES
-from synthetic.ccd_labels import is_detector_model
+from core.model_folder import DETECTOR_CLASSES, is_detector_model
+from measurement.exports import plain, write_csv
 
 __all__ = ["DETECTOR_CLASSES", "is_detector_model", "DetectorCollector", "frame_clusters", "frame_quality",
            "hot_columns", "hot_mask", "write_hot_mask"]
@@ -204,7 +203,8 @@ class DetectorCollector:
         """Write one frame's catalogue and hot mask into ``out_dir``; returns
         what the folder's tables need of it (plain JSON-ready data, see
         :meth:`add_record`) and its clusters."""
-        from synthetic.ccd_labels import overscan_columns, robust_level
+        from detector.overscan import overscan_columns
+        from detector.thresholds import robust_level
 
         frame = np.asarray(frame, np.float64)
         gray = frame.mean(axis=-1) if frame.ndim == 3 else frame

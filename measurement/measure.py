@@ -39,7 +39,7 @@ from skimage.measure import regionprops_table
 
 from core.errors import UserInputError
 from core.imageio import to_gray
-from evaluation.calibration import Calibration, calibration_from_pixel_size
+from measurement.calibration import Calibration, calibration_from_pixel_size
 from segmentation.instances import touches_border
 
 # Lengths measured per object: (column stem, regionprops_table key).

@@ -1,7 +1,7 @@
 """Simulator settings measured from the user's own detector frames.
 
 ``run_fit_ccd`` labels each frame with the threshold labeller
-(:func:`synthetic.ccd_labels.label_frame`) and measures what the simulator
+(:func:`detector.thresholds.label_frame`) and measures what the simulator
 (:mod:`synthetic.ccd`) needs to make frames like them:
 
 * pedestal (median over the frames) and its drift along the rows, readout
@@ -38,15 +38,8 @@ from core.errors import UserInputError
 from core.imageio import list_images, to_gray
 from core.photos import PhotoLoop
 from core.progress import Progress
-from synthetic.ccd_labels import (
-    CLUSTER,
-    GLOWING,
-    HOT_PIXEL,
-    frame_overscan,
-    label_frame,
-    overscan_columns,
-    smooth_background,
-)
+from detector.overscan import frame_overscan, overscan_columns
+from detector.thresholds import CLUSTER, GLOWING, HOT_PIXEL, label_frame, smooth_background
 from synthetic.ccd_settings import CCDSettings
 
 # A frame glows from an edge when at least this share of the edge's first

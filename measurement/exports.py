@@ -8,12 +8,12 @@ Per photo ``<stem>``, :func:`write_measurements` writes into the output folder::
     <stem>_rois.zip      ImageJ ROI set: one polygon per object, named by its object_id
     <stem>_objects.geojson  QuPath detections: outline, class and measurements per object
     <stem>_overlay.png   the photo with object outlines and ids drawn over it
-    <stem>_objects.csv   one row per object (columns: evaluation.measure.object_columns)
+    <stem>_objects.csv   one row per object (columns: measurement.measure.object_columns)
 
 and :class:`MeasurementCollector` adds, for the whole folder::
 
     objects.csv          one row per object of every photo
-    summary.csv          one row per photo (columns: evaluation.measure.summary_columns)
+    summary.csv          one row per photo (columns: measurement.measure.summary_columns)
     summary_all.csv      one row: totals and the pooled size distribution
     annotations.json     COCO instances: every object of every photo as an exact RLE mask
     size_histogram.png   equivalent-diameter histogram with cumulative curve
@@ -21,7 +21,7 @@ and :class:`MeasurementCollector` adds, for the whole folder::
 CSV files are UTF-8 with a header row, sizes carry their unit in the column
 name, empty cells mean "not defined", and every file is written atomically.
 The label image opens in Fiji / ImageJ and napari, each object's pixels
-holding its ``object_id`` from the CSV (see :mod:`evaluation.interop`).
+holding its ``object_id`` from the CSV (see :mod:`measurement.interop`).
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ from scipy import ndimage as ndi
 from core.atomic import atomic_path, write_text_atomic
 from core.errors import UserInputError
 from core.imageio import to_display_uint8, write_image, write_label_image
-from evaluation.calibration import Calibration
-from evaluation.interop import CocoCollector, write_calibrated_labels, write_geojson, write_roi_zip
-from evaluation.measure import (
+from measurement.calibration import Calibration
+from measurement.interop import CocoCollector, write_calibrated_labels, write_geojson, write_roi_zip
+from measurement.measure import (
     as_calibration,
     diameters_for_distribution,
     measure_objects,
@@ -50,7 +50,7 @@ from evaluation.measure import (
     summarise_image,
     summary_columns,
 )
-from evaluation.measure_plot import plot_size_histogram
+from measurement.measure_plot import plot_size_histogram
 from segmentation.instances import label_instances, touches_border
 
 # What a segmentation can write beside the class mask and the folder tables
@@ -316,7 +316,7 @@ def photo_record(measured: PhotoMeasurement, *, coco: bool) -> dict:
 def _stretch(class_names) -> str:
     """Detector frames are shown around their pedestal (see
     :func:`core.imageio.detector_display`), photos by percentiles."""
-    from synthetic.ccd_labels import is_detector_model
+    from core.model_folder import is_detector_model
 
     return "detector" if is_detector_model(class_names) else "percentile"
 

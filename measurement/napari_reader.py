@@ -37,9 +37,9 @@ def napari_get_reader(path):
 
 def label_scale(path: str | Path) -> tuple[tuple[float, float], str]:
     """Pixel size (y, x) and unit carried by a label TIFF (read as any photo's
-    is, :func:`evaluation.calibration.calibration_from_file`); (1, 1) and
+    is, :func:`measurement.calibration.calibration_from_file`); (1, 1) and
     "pixel" when it carries none."""
-    from evaluation.calibration import calibration_from_file
+    from measurement.calibration import calibration_from_file
 
     found = calibration_from_file(path)
     if found is None:

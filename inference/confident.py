@@ -86,7 +86,7 @@ def model_sure_objects(model, meta: dict, image: np.ndarray, scale: float, proba
     """The objects the model is sure of in ``image``, whose object
     ``probability`` it predicted at ``scale``: the mirrored photo is
     predicted at the same scale for the comparison."""
-    from evaluation.predict import predict_mask
+    from inference.predict import predict_mask
 
     _, mirrored = predict_mask(model, meta, np.ascontiguousarray(image[:, ::-1]), scale=scale, tile=tile,
                                return_foreground=True)

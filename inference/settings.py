@@ -1,0 +1,80 @@
+"""What the segment stage is asked to do (:class:`SegmentSettings`) and
+what it did (:class:`SegmentResult`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from core.errors import UserInputError
+from measurement.exports import FORMATS
+
+
+@dataclass
+class SegmentSettings:
+    scale: float = 0.0            # resampling factor; 0 = automatic from the object size
+    tile: int | None = None       # tile side (default: the model's)
+    split: bool = True            # split touching objects into separate instances
+    pixel_size: float | None = None  # calibration for the measurements
+    unit: str = "µm"
+    include_border: bool = False  # objects cut by the edge in the size distribution
+    flips: bool = True            # average over mirrored predictions (4x the work, a little more accurate)
+    threshold: float = 0.5        # object probability for an object pixel (two-class models)
+    gain: float | None = None     # detector frames: ADU per electron, for charges in e- (None: unknown)
+    overscan: str | None = None   # detector frames: overscan columns "A:B", for pedestal and noise
+    hdu: int | None = None        # FITS: only this image unit of each file (None: every unit, one photo each)
+    formats: tuple = FORMATS      # what to write beside the masks and tables (measurement.exports)
+    fallback: bool = True         # two-class models: auto-segmentation's objects where the model saw next to none
+
+    def check(self) -> None:
+        if not 0 <= self.scale <= 16:  # NaN too
+            raise UserInputError(f"Scale must be 0 (automatic) or between 0 and 16, not {self.scale}")
+        if self.pixel_size is not None and not (self.pixel_size > 0 and np.isfinite(self.pixel_size)):
+            raise UserInputError(f"Pixel size must be a positive number, not {self.pixel_size}")
+        if not 0.0 < self.threshold < 1.0:
+            raise UserInputError(f"The object threshold must be between 0 and 1, not {self.threshold}")
+        if self.gain is not None and not (self.gain > 0 and np.isfinite(self.gain)):
+            raise UserInputError(f"The gain must be a positive number of ADU per electron, not {self.gain}")
+        if self.hdu is not None and not (isinstance(self.hdu, int) and self.hdu >= 0):
+            raise UserInputError(f"A FITS unit is a number from 0 (the primary unit), not {self.hdu}")
+        from detector.overscan import parse_overscan
+
+        parse_overscan(self.overscan)
+        from measurement.exports import parse_formats
+
+        parse_formats(self.formats)
+
+
+@dataclass
+class SegmentResult:
+    photos: int = 0
+    objects: int = 0
+    failed: list[str] = field(default_factory=list)
+    out: str = ""
+    scales: dict = field(default_factory=dict)
+    sources: dict = field(default_factory=dict)  # output stem -> the photo it was made of
+    cancelled: bool = False
+    measurement_text: str = ""
+    auto_segmented: list[str] = field(default_factory=list)  # photos given auto-segmentation's objects
+    kept_before: list[str] = field(default_factory=list)  # segmented into the folder before: kept in its tables
+    left_out: list[str] = field(default_factory=list)  # segmented into it before, measured otherwise: not in them
+
+    def summary(self) -> str:
+        text = f"Segmented {self.photos} photo(s) into {self.out}: {self.objects} objects."
+        if self.kept_before:
+            text += (f" {len(self.kept_before)} photo(s) segmented into it before are kept in its tables (the "
+                     "log names them).")
+        if self.left_out:
+            text += (f" {len(self.left_out)} photo(s) segmented into it before with another pixel size, unit or "
+                     "model are left out of its tables (the log names them).")
+        if self.measurement_text:
+            text += " " + self.measurement_text
+        if self.auto_segmented:
+            text += (f" {len(self.auto_segmented)} photo(s) have auto-segmentation's objects, the model seeing "
+                     "too few of them there (the log names them).")
+        if self.failed:
+            text += f" {len(self.failed)} photo(s) could not be read."
+        if self.cancelled:
+            text += " Cancelled before the end; the photos done so far are written."
+        return text
