@@ -29,7 +29,7 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m ruff check .
 	$(VENV)/bin/lint-imports --no-cache
-	$(PY) -m pytest -q -m "not slow and not gui"
+	SEGLOOP_FAST_LANE=1 $(PY) -m pytest -q -m "not slow and not gui"
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

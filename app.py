@@ -88,6 +88,12 @@ def command_name() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # The defaults are the settings' own (the window shows the same); these
+    # two modules are light, so --help still answers at once.
+    from synthetic.settings import SynthesisSettings
+    from training.settings import TrainSettings
+
+    SYNTHESIS, TRAINING = SynthesisSettings(), TrainSettings()  # noqa: N806 - read as constants below
     parser = OneLineParser(
         prog=command_name(),
         description="SegLoop: label-free segmentation of microscope and detector images. "
@@ -107,8 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("synthesize", help="composite training images from the object pool")
     p.add_argument("--workdir", required=True, help="working directory holding the object pool")
-    p.add_argument("--count", type=positive_int, default=200, help="number of images (default 200)")
-    p.add_argument("--size", type=positive_int, default=256, help="image side in pixels (default 256)")
+    p.add_argument("--count", type=positive_int, default=SYNTHESIS.count,
+                   help=f"number of images (default {SYNTHESIS.count})")
+    p.add_argument("--size", type=positive_int, default=SYNTHESIS.size,
+                   help=f"image side in pixels (default {SYNTHESIS.size})")
     p.add_argument("--seed", type=seed_int, default=0, help="random seed (same seed, same images)")
 
     p = sub.add_parser("simulate-ccd", help="simulate CCD detector frames with exact class masks")
@@ -138,8 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="folder with images/ and masks/ (e.g. WORKDIR/synthetic)")
     p.add_argument("--model", required=True, type=model_folder,
                    help="model folder (created; resumed if it holds a model)")
-    p.add_argument("--epochs", type=positive_int, default=None, help="number of epochs")
-    p.add_argument("--batch-size", type=positive_int, default=None, help="images per batch")
+    p.add_argument("--epochs", type=positive_int, default=TRAINING.epochs,
+                   help=f"number of epochs (default {TRAINING.epochs})")
+    p.add_argument("--batch-size", type=positive_int, default=TRAINING.batch_size,
+                   help=f"images per batch (default {TRAINING.batch_size})")
     p.add_argument("--seed", type=seed_int, default=0, help="random seed")
     p.add_argument("--start-from", default=None, metavar="DIR", type=model_folder,
                    help="when --model holds no model yet, start from a copy of the model in DIR "
@@ -193,7 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", required=True, help="folder of photos")
     p.add_argument("--workdir", required=True, help="working directory")
     p.add_argument("--model", required=True, type=model_folder, help="model folder")
-    p.add_argument("--epochs", type=positive_int, default=None, help="number of epochs")
+    p.add_argument("--epochs", type=positive_int, default=TRAINING.epochs,
+                   help=f"number of epochs (default {TRAINING.epochs})")
 
     p = sub.add_parser("refine", help="self-training rounds: segment, pool confident objects, retrain")
     p.add_argument("--images", required=True, help="folder of photos")
@@ -210,8 +221,13 @@ def build_parser() -> argparse.ArgumentParser:
 SKIPPED_PHOTOS = 3
 
 
-def _skipped_status(failed: list[str]) -> int:
-    """0, or 3 with the photos that could not be read named on stderr."""
+def _reported(result) -> int:
+    """Print what a stage did; the exit status: 1 cancelled, 3 with the
+    photos that could not be read named on stderr, else 0."""
+    print(result.summary() if hasattr(result, "summary") else result.text)
+    if getattr(result, "cancelled", False):
+        return 1
+    failed = list(getattr(result, "failed", None) or [])
     if not failed:
         return 0
     names = ", ".join(failed[:10]) + (f" and {len(failed) - 10} more" if len(failed) > 10 else "")
@@ -219,25 +235,21 @@ def _skipped_status(failed: list[str]) -> int:
     return SKIPPED_PHOTOS
 
 
-def _run_autoseg(args, progress) -> int:
+def _run_autoseg(args, progress):
     from segmentation.autoseg import AutosegSettings, run_autoseg
 
     settings = AutosegSettings(polarity=args.polarity, seed=args.seed, variants=args.variants)
-    result = run_autoseg(args.images, args.workdir, settings=settings, progress=progress)
-    print(result.summary())
-    return _skipped_status(result.failed)
+    return run_autoseg(args.images, args.workdir, settings=settings, progress=progress)
 
 
-def _run_synthesize(args, progress) -> int:
+def _run_synthesize(args, progress):
     from synthetic.compose import SynthesisSettings, run_synthesize
 
     settings = SynthesisSettings(count=args.count, size=args.size, seed=args.seed)
-    result = run_synthesize(args.workdir, settings=settings, progress=progress)
-    print(result.summary())
-    return 0
+    return run_synthesize(args.workdir, settings=settings, progress=progress)
 
 
-def _run_simulate_ccd(args, progress) -> int:
+def _run_simulate_ccd(args, progress):
     from synthetic.ccd import CCDSettings, run_simulate_ccd
     from synthetic.ccd_settings import load_ccd_settings
 
@@ -245,44 +257,31 @@ def _run_simulate_ccd(args, progress) -> int:
     for name in ("count", "size", "seed"):
         if getattr(args, name) is not None:
             setattr(settings, name, getattr(args, name))
-    result = run_simulate_ccd(args.out, settings=settings, progress=progress)
-    print(result.summary())
-    return 0
+    return run_simulate_ccd(args.out, settings=settings, progress=progress)
 
 
-def _run_fit_ccd(args, progress) -> int:
+def _run_fit_ccd(args, progress):
     from detector.fit import run_fit_ccd
     from detector.overscan import parse_overscan
 
-    result = run_fit_ccd(args.frames, args.out, gain=_gain(args.gain), overscan=parse_overscan(args.overscan),
-                         hdu=args.hdu, progress=progress)
-    print(result.summary())
-    return 1 if result.cancelled else _skipped_status(result.failed)
+    return run_fit_ccd(args.frames, args.out, gain=_gain(args.gain), overscan=parse_overscan(args.overscan),
+                       hdu=args.hdu, progress=progress)
 
 
-def _run_label_ccd(args, progress) -> int:
+def _run_label_ccd(args, progress):
     from detector.label_frames import run_label_ccd
     from detector.overscan import parse_overscan
 
-    result = run_label_ccd(args.frames, args.out, overscan=parse_overscan(args.overscan), hdu=args.hdu,
-                           progress=progress)
-    print(result.summary())
-    return _skipped_status(result.failed)
+    return run_label_ccd(args.frames, args.out, overscan=parse_overscan(args.overscan), hdu=args.hdu,
+                         progress=progress)
 
 
-def _run_train(args, progress) -> int:
+def _run_train(args, progress):
     from training.settings import TrainSettings
     from training.train import run_training
 
-    settings = TrainSettings(seed=args.seed)
-    if args.epochs is not None:
-        settings.epochs = args.epochs
-    if args.batch_size is not None:
-        settings.batch_size = args.batch_size
-    result = run_training(args.data, args.model, settings=settings, progress=progress,
-                          start_from=args.start_from)
-    print(result.summary())
-    return 0 if not result.cancelled else 1
+    settings = TrainSettings(seed=args.seed, epochs=args.epochs, batch_size=args.batch_size)
+    return run_training(args.data, args.model, settings=settings, progress=progress, start_from=args.start_from)
 
 
 def _pixel_calibration(args):
@@ -310,7 +309,7 @@ def _gain(text: str | None) -> float | None:
     return gain
 
 
-def _run_segment(args, progress) -> int:
+def _run_segment(args, progress):
     from dataclasses import replace
 
     from inference.settings import SegmentSettings
@@ -331,37 +330,29 @@ def _run_segment(args, progress) -> int:
     else:
         calibration = None  # run_segment then uses a pixel size the photos carry
     if calibration is not None:
-        settings = replace(settings, pixel_size=calibration.pixel_size, unit=calibration.unit)
+        settings = replace(settings, calibration=calibration)
         progress.log(f"Sizes also in {calibration.unit}: {calibration.describe()}")
-    result = run_segment(args.model, args.images, args.out, settings=settings, progress=progress,
-                         workers=args.workers, scheduler=args.scheduler, force=args.force)
-    print(result.summary())
-    return _skipped_status(result.failed)
+    return run_segment(args.model, args.images, args.out, settings=settings, progress=progress,
+                       workers=args.workers, scheduler=args.scheduler, force=args.force)
 
 
-def _run_evaluate(args, progress) -> int:
+def _run_evaluate(args, progress):
     from evaluation.report import run_evaluate
 
-    result = run_evaluate(args.pred, args.truth, args.out, progress=progress)
-    print(result.text)
-    return 0
+    return run_evaluate(args.pred, args.truth, args.out, progress=progress)
 
 
-def _run_pipeline(args, progress) -> int:
+def _run_pipeline(args, progress):
     from loop.pipeline import run_pipeline
 
-    result = run_pipeline(args.images, args.workdir, args.model, epochs=args.epochs, progress=progress)
-    print(result.summary())
-    return _skipped_status(result.failed)
+    return run_pipeline(args.images, args.workdir, args.model, epochs=args.epochs, progress=progress)
 
 
-def _run_refine(args, progress) -> int:
+def _run_refine(args, progress):
     from loop.refine import run_refine
 
-    result = run_refine(args.images, args.workdir, args.model, rounds=args.rounds, progress=progress,
-                        start_from=args.start_from)
-    print(result.summary())
-    return _skipped_status(result.failed)
+    return run_refine(args.images, args.workdir, args.model, rounds=args.rounds, progress=progress,
+                      start_from=args.start_from)
 
 
 def _check_before_tensorflow(args) -> None:
@@ -428,7 +419,7 @@ def run_cli(argv: list[str]) -> int:
 
             _check_before_tensorflow(args)
             import_tensorflow()
-        return HANDLERS[args.command](args, progress)
+        return _reported(HANDLERS[args.command](args, progress))
     except UserInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -31,9 +31,10 @@ def main() -> int:
                         help="override a TrainSettings field (for experiments)")
     args = parser.parse_args()
 
-    from core.imageio import read_image
+    import numpy as np
+
+    from core.imageio import read_image, write_image
     from core.progress import Progress, TerminalProgress
-    from evaluation.overlay import write_prediction
     from evaluation.report import run_evaluate
     from inference.predict import load_model, predict_mask
     from synthetic.ccd import CCDSettings, run_simulate_ccd
@@ -66,7 +67,7 @@ def main() -> int:
     t0 = time.monotonic()
     for path in sorted((test_dir / "images").iterdir()):
         image = read_image(path)
-        write_prediction(pred_dir, path.stem, image, predict_mask(model, meta, image), overlay=False)
+        write_image(pred_dir / f"{path.stem}_mask.png", np.asarray(predict_mask(model, meta, image), np.uint8))
     predict_s = time.monotonic() - t0
     report = run_evaluate(pred_dir, test_dir / "masks", work / "report", progress=Progress())
     print(report.text.split("\nForeground per image")[0])

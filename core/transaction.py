@@ -39,7 +39,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import socket
 import time
 import uuid
@@ -47,6 +46,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from core.atomic import is_partial, write_json_atomic
+from core.copies import clone, remove
 from core.errors import UserInputError
 from core.overlap import refuse_current_folder, refuse_overlap
 
@@ -67,33 +67,6 @@ def _leftover(name: str) -> bool:
     """Names only this application makes and never keeps: half-written files,
     staging areas and the staged copies of parts outside their home."""
     return is_partial(name) or _AREA_NAME.match(name) is not None or _EXTERNAL_NAME.match(name) is not None
-
-
-def _clone(source: Path, target: Path, *, top: bool = True) -> None:
-    """Copy ``source`` (file or folder) to ``target`` as it is: files
-    hard-linked, symbolic links as links (never followed, so a link to the
-    folder itself or to another disk stays a link), hidden files kept, the
-    folders within it with their permissions and times; only this
-    application's own leftovers (:func:`_leftover`) are left out."""
-    if source.is_symlink():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.symlink(os.readlink(source), target)
-        return
-    if source.is_dir():
-        target.mkdir(parents=True, exist_ok=True)
-        for entry in os.scandir(source):
-            if not _leftover(entry.name):
-                _clone(Path(entry.path), target / entry.name, top=False)
-        if not top:  # the staged folder itself stays writable: the stage writes there
-            with contextlib.suppress(OSError):
-                shutil.copystat(source, target, follow_symlinks=False)
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(source, target, follow_symlinks=False)
-    except OSError:
-        if source.is_file():  # not a pipe or a device, which would block or never end
-            shutil.copy2(source, target, follow_symlinks=False)
 
 
 def _areas(folder: Path) -> list[Path]:
@@ -158,7 +131,7 @@ class Transaction:
         real = Path(real)
         if self.passthrough:
             if source is not None and not real.exists():
-                _clone(Path(source), real)
+                clone(Path(source), real, _leftover)
             return real
         real_abs = real.resolve()
         home_abs = self.home.resolve()
@@ -177,7 +150,7 @@ class Transaction:
             write_json_atomic(self.area / EXTERNAL, self.external)
         origin = Path(source) if source is not None else real_abs
         if origin.exists():
-            _clone(origin, staged)
+            clone(origin, staged, _leftover)
         if staged.is_dir() or (source is None and real_abs.is_dir()) or (source is not None and origin.is_dir()):
             staged.mkdir(parents=True, exist_ok=True)
             (staged / MARKER).touch()
@@ -335,27 +308,6 @@ def hold(folder: str | os.PathLike, *, inputs: Iterable[str | os.PathLike | None
             tx.discard()
 
 
-def _writable_and_again(function, path, _exc_info) -> None:
-    """rmtree's error handler: a read-only folder (a user's, inside a folder
-    being replaced) is made writable and the removal tried once more."""
-    with contextlib.suppress(OSError):
-        for folder in (os.path.dirname(path), path):
-            if os.path.isdir(folder) and not os.path.islink(folder):
-                os.chmod(folder, os.stat(folder).st_mode | 0o700)
-        if function is os.rmdir or function is os.unlink:
-            function(path)
-        elif os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path, ignore_errors=True)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, onerror=_writable_and_again)
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-
-
 def _finish(area: Path) -> None:
     """Carry out (or finish) the swap written in ``area``'s journal. Each
     step can be repeated, so a swap cut short is finished by running it again."""
@@ -367,13 +319,13 @@ def _finish(area: Path) -> None:
                 (staged / MARKER).unlink(missing_ok=True)
             if real.exists() or real.is_symlink():
                 old.parent.mkdir(parents=True, exist_ok=True)
-                _remove(old)
+                remove(old)
                 os.rename(real, old)
             real.parent.mkdir(parents=True, exist_ok=True)
             os.rename(staged, real)
         elif entry.get("remove") and real.exists():
             old.parent.mkdir(parents=True, exist_ok=True)
-            _remove(old)
+            remove(old)
             os.rename(real, old)
     # The swap is complete: what it replaced goes.
     (area / JOURNAL).unlink()
@@ -384,8 +336,8 @@ def _discard_area(area: Path) -> None:
     _LIVE.discard(str(area.resolve()))
     with contextlib.suppress(OSError, ValueError):
         for staged in json.loads((area / EXTERNAL).read_text(encoding="utf-8")):
-            _remove(Path(staged))
-    _remove(area)
+            remove(Path(staged))
+    remove(area)
 
 
 def recover(home: str | os.PathLike) -> list[str]:

@@ -35,7 +35,8 @@ from scipy import ndimage as ndi
 
 from core.atomic import write_json_atomic
 from core.errors import UserInputError
-from core.imageio import list_images, to_gray
+from core.gray import to_gray
+from core.imageio import list_images
 from core.photos import PhotoLoop
 from core.progress import Progress
 from detector.overscan import frame_overscan, overscan_columns

@@ -24,7 +24,8 @@ import numpy as np
 
 from core.atomic import write_json_atomic
 from core.errors import UserInputError
-from core.imageio import list_images, to_gray, write_image
+from core.gray import to_gray
+from core.imageio import list_images, write_image
 from core.photos import PhotoLoop
 from core.progress import Progress
 from detector.overscan import frame_overscan, overscan_columns, overscan_text

@@ -172,10 +172,8 @@ class CalibrationPanel(QGroupBox):
         return True
 
     def segment_values(self) -> dict:
-        """``pixel_size`` and ``unit`` for the segment stage ({} when not calibrated)."""
-        if self.calibration is None:
-            return {}
-        return {"pixel_size": self.calibration.pixel_size, "unit": self.calibration.unit}
+        """The calibration for the segment stage ({} when not calibrated)."""
+        return {} if self.calibration is None else {"calibration": self.calibration}
 
     def set_busy(self, busy: bool) -> None:
         self.measure_button.setEnabled(not busy or self.measure_button.isChecked())

@@ -28,6 +28,8 @@ from core.model_folder import ModelFolder
 from core.workdir import WorkingDirectory
 from gui.calibration_panel import CalibrationPanel
 from gui.settings import read_value
+from synthetic.settings import SynthesisSettings
+from training.settings import TrainSettings
 
 AUTOSEG, SYNTHESIZE, TRAIN, SEGMENT = "autoseg", "synthesize", "train", "segment"
 SEGMENT_ALL, REFINE = "segment_all", "refine"
@@ -126,16 +128,17 @@ class ControlsPanel(QWidget):
                             ("brighter than background", "bright")):
             self.polarity.addItem(text, value)
         self.polarity.setToolTip("Are the objects darker or brighter than the background?")
-        self.count = _spin(1, 100_000, 200, "How many synthetic training images (or CCD frames) to create")
-        self.size = _spin(32, 4096, 256, "Side in pixels of each synthetic image (square); training "
+        synthesis, training = SynthesisSettings(), TrainSettings()  # the defaults the command line uses too
+        self.count = _spin(1, 100_000, synthesis.count, "How many synthetic training images (or CCD frames) to create")
+        self.size = _spin(32, 4096, synthesis.size, "Side in pixels of each synthetic image (square); training "
                                          "uses patches of this side (rounded down to a multiple of 32)",
                           step=32)
         self.objects = _spin(0, 1000, 0, "How many pool objects are pasted into each synthetic image; "
                                          "auto: as many as auto-segmentation saw in your photos")
         self.objects.setSpecialValueText("auto")
-        self.epochs = _spin(1, 10_000, 20, "Passes over the training images; training stops early when "
+        self.epochs = _spin(1, 10_000, training.epochs, "Passes over the training images; training stops early when "
                                            "the validation loss stops improving")
-        self.batch = _spin(1, 512, 8, "Images per training step; lower it if memory runs short")
+        self.batch = _spin(1, 512, training.batch_size, "Images per training step; lower it if memory runs short")
         self.seed = _spin(0, 2_147_483_647, 0, "Random seed: the same seed gives the same synthetic data "
                                                "and training")
         self.rounds = _spin(1, 100, 1, "How many self-training rounds to run one after the other")

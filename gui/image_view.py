@@ -23,7 +23,7 @@ from PyQt5.QtWidgets import (
     QGraphicsView,
 )
 
-from core.imageio import to_display_uint8
+from core.gray import to_display_uint8
 
 # One colour per class index (0 = background, not drawn); chosen to stay
 # apart from each other and from the yellow of picked objects.

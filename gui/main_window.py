@@ -36,7 +36,6 @@ from gui.controls import (
     CCD_SOURCE,
     FRAMES_SOURCE,
     REFINE,
-    REVIEW,
     SEGMENT_ALL,
     STAGE_TITLES,
     SYNTHESIZE,
@@ -47,13 +46,14 @@ from gui.loop_actions import LoopActions
 from gui.pool_view import CCD, LABELLED, POOL, SYNTHETIC, PoolView
 from gui.progress_bar import StageProgressBar
 from gui.results_view import ResultsView
+from gui.review_actions import ReviewActions
 from gui.review_panel import ReviewPanel
-from gui.settings import app_settings, read_value
+from gui.settings import app_settings, restore_window, save_window
 from gui.training_view import TrainingView
 from gui.workers import StageFailure, StageRunner, StageWorker
 
 
-class MainWindow(QMainWindow):
+class MainWindow(ReviewActions, QMainWindow):
     def __init__(self, workdir: str | None = None) -> None:
         super().__init__()
         self.setWindowTitle("SegLoop")
@@ -115,7 +115,7 @@ class MainWindow(QMainWindow):
 
         self.settings = app_settings()
         self.controls.restore(self.settings)
-        self._restore_geometry()
+        restore_window(self, self.settings)
         if workdir:
             self.controls.workdir.set_text(str(Path(workdir).expanduser().resolve()))
         self._fill_defaults()
@@ -417,48 +417,6 @@ class MainWindow(QMainWindow):
         if not self.training.epochs:
             self.training.load_history(ModelFolder(self.controls.model.text()).history)
 
-    def show_segmentation(self, outcome) -> None:
-        """Show a segment stage's results (Results tab) and its review (Review tab)."""
-        self.results.load(outcome.out_dir)
-        if outcome.review is not None:
-            self.review.set_session(outcome.review)
-            self.tabs.setCurrentWidget(self.review)
-        else:
-            self.tabs.setCurrentWidget(self.results)
-
-    def open_review(self) -> None:
-        c = self.controls
-        problem = c.validate(REVIEW)
-        if problem is not None:
-            self.message("warn", "Check the fields", problem[1])
-            return
-        out = str(WorkingDirectory(c.workdir.text()).segmented)
-        self.run_job("Open review", stages.open_review_job, c.photo.text(), out, c.model.text(),
-                     on_done=self.show_segmentation)
-
-    def save_picked(self) -> None:
-        session = self.review.session
-        if session is None or not session.selected:
-            self.message("inform", "Nothing picked", "Pick objects first: choose Pick objects and click them.")
-            return
-        problem = self.controls.check(self.controls.workdir, "folder")
-        if problem:
-            self.message("warn", "Check the fields", problem)
-            return
-
-        def done(saved) -> None:
-            self.review.picked_saved(saved)
-            self.pool.refresh()
-
-        self.run_job("Save picked objects", stages.save_picked_job, session, self.controls.workdir.text(),
-                     on_done=done)
-
-    def delete_pool_objects(self, files: list[str]) -> None:
-        workdir = self.controls.workdir.text()
-        self.run_job("Delete pool objects", stages.delete_pool_job, workdir, files,
-                     on_done=lambda n: (self.log(f"Deleted {n} object{'s' if n != 1 else ''} from the pool."),
-                                               self.pool.refresh()))
-
     # -- closing ------------------------------------------------------------------
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         if self.runner.running:
@@ -470,26 +428,6 @@ class MainWindow(QMainWindow):
                 self.cancel_stage()
             event.ignore()
             return
-        self._save_settings()
+        save_window(self, self.settings)
         self.pool.model.shutdown()
         event.accept()
-
-    def _save_settings(self) -> None:
-        self.controls.save(self.settings)
-        self.settings.setValue("window/geometry", self.saveGeometry())
-        self.settings.setValue("window/split", self.split.saveState())
-        self.settings.setValue("window/right", self.right.saveState())
-        self.settings.setValue("window/tab", self.tabs.currentIndex())
-        self.settings.sync()
-
-    def _restore_geometry(self) -> None:
-        geometry = self.settings.value("window/geometry")
-        if geometry is not None:
-            self.restoreGeometry(geometry)
-        else:
-            self.resize(1400, 900)
-        for key, splitter in (("window/split", self.split), ("window/right", self.right)):
-            state = self.settings.value(key)
-            if state is not None:
-                splitter.restoreState(state)
-        self.tabs.setCurrentIndex(read_value(self.settings, "window/tab", 0, int))

@@ -34,7 +34,8 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from core.imageio import IMAGE_EXTENSIONS, read_image, to_display_uint8
+from core.gray import to_display_uint8
+from core.imageio import IMAGE_EXTENSIONS, read_image
 from core.workdir import WorkingDirectory
 from gui import dialogs
 from gui.image_view import array_to_qimage, boundary, class_colour

@@ -221,11 +221,6 @@ class ReviewSession:
             verb = "Picked"
         return ClickOutcome(True, f"{verb} object {oid}; {len(self.selected)} picked.")
 
-    def clear_selection(self) -> None:
-        if self.selected:
-            self._push("select", frozenset(self.selected))
-            self.selected = set()
-
     def mark_saved(self, ids) -> None:
         """The picked objects ``ids`` are now in the pool: they are no longer
         picked, and picks before the save can no longer be undone (the save

@@ -37,3 +37,27 @@ def read_value(settings: QSettings, key: str, default, kind: type):
         return kind(value)
     except (TypeError, ValueError):
         return default
+
+
+def save_window(window, settings: QSettings) -> None:
+    """Store the window's fields, geometry, panel sizes and open tab."""
+    window.controls.save(settings)
+    settings.setValue("window/geometry", window.saveGeometry())
+    settings.setValue("window/split", window.split.saveState())
+    settings.setValue("window/right", window.right.saveState())
+    settings.setValue("window/tab", window.tabs.currentIndex())
+    settings.sync()
+
+
+def restore_window(window, settings: QSettings) -> None:
+    """Bring back what :func:`save_window` stored (a first launch: 1400 x 900)."""
+    geometry = settings.value("window/geometry")
+    if geometry is not None:
+        window.restoreGeometry(geometry)
+    else:
+        window.resize(1400, 900)
+    for key, splitter in (("window/split", window.split), ("window/right", window.right)):
+        state = settings.value(key)
+        if state is not None:
+            splitter.restoreState(state)
+    window.tabs.setCurrentIndex(read_value(settings, "window/tab", 0, int))

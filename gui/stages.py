@@ -75,17 +75,16 @@ class SegmentOutcome:
         return bool(getattr(self.result, "cancelled", False))
 
 
-def segment_job(model_dir: str, images: str, out_dir: str, *, pixel_size: float | None = None,
-                unit: str = "µm", review: bool = True, progress):
-    """Segment a photo or a folder; with a ``pixel_size`` (in ``unit``) the
-    sizes are measured in that unit. ``review`` loads the first photo's
+def segment_job(model_dir: str, images: str, out_dir: str, *, calibration=None, review: bool = True, progress):
+    """Segment a photo or a folder; with a ``calibration`` (the Scale box's)
+    the sizes are measured in its unit. ``review`` loads the first photo's
     result for the Review tab."""
     from core.imageio import list_images
     from inference.batch import local_workers
     from inference.settings import SegmentSettings
     from inference.stage import run_segment
 
-    settings = SegmentSettings(pixel_size=pixel_size, unit=unit) if pixel_size else SegmentSettings()
+    settings = SegmentSettings(calibration=calibration)
     workers = local_workers(len(list_images(images, what="photos folder or photo")))
     result = run_segment(model_dir, images, out_dir, settings=settings, progress=progress, workers=workers)
     outcome = SegmentOutcome(result, Path(out_dir))

@@ -111,7 +111,7 @@ def photo_key(path: str, stem: str, model_hash: str, settings: dict, start: floa
 def make_tasks(files: list[Path], stems: dict[Path, str], model_dir, settings, start_scales: dict[str, float],
                into: Path, detector: bool, held: set[str] = frozenset()) -> list[PhotoTask]:
     model_hash = model_fingerprint(model_dir)
-    plain_settings = json.loads(json.dumps(asdict(settings), default=list))
+    plain_settings = json.loads(json.dumps(settings.plain(), default=list))
     tasks = []
     for path in files:
         start = float(start_scales.get(path.name, 0.0))
@@ -176,7 +176,9 @@ def done_record(task: PhotoTask, staged_out: Path) -> tuple[dict, Path] | None:
 def measured_with(settings, classes) -> dict:
     """What a photo's table rows depend on besides the photo and the model's
     mask: photos measured alike can share a folder's tables."""
-    return {"pixel_size": settings.pixel_size, "unit": settings.unit if settings.pixel_size else None,
+    calibration = settings.calibration
+    return {"pixel_size": calibration.pixel_size if calibration else None,
+            "unit": calibration.unit if calibration else None,
             "classes": list(classes), "include_border": settings.include_border, "split": settings.split}
 
 

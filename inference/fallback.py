@@ -33,7 +33,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from core.imageio import is_blank
+from core.gray import is_blank
 
 BLIND_SHARE = 0.1  # the model covers less than this share of auto-segmentation's objects: blind
 BLIND_MARGIN = 0.1  # ...where auto-segmentation's polarity margin is at least this

@@ -34,7 +34,7 @@ def without_faint_specks(image: np.ndarray, mask: np.ndarray, diameter: float) -
     would take half the mask's area."""
     from scipy import ndimage as ndi
 
-    from core.imageio import to_gray
+    from core.gray import to_gray
 
     objects = mask > 0
     components, count = ndi.label(objects)
@@ -70,7 +70,7 @@ def without_faint_specks(image: np.ndarray, mask: np.ndarray, diameter: float) -
 
 def find_marks(image: np.ndarray) -> np.ndarray | None:
     """Burned-in scale bars, their labels and panel letters of a photo."""
-    from core.imageio import to_gray
+    from core.gray import to_gray
     from segmentation.annotations import find_annotations
 
     marks = find_annotations(to_gray(image).astype(np.float32))

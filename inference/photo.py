@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.imageio import is_blank
+from core.gray import is_blank
 from core.model_folder import class_names, object_diameter
 from inference.marks import SPECK_SIZE, find_marks, without_faint_specks, without_marks
 from inference.scale import FIRST_LOOK, SIZE_MARGIN, clip_scale, estimate_scale, median_diameter, surest_scale

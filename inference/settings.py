@@ -3,11 +3,12 @@ what it did (:class:`SegmentResult`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from core.errors import UserInputError
+from measurement.calibration import Calibration
 from measurement.exports import FORMATS
 
 
@@ -16,8 +17,7 @@ class SegmentSettings:
     scale: float = 0.0            # resampling factor; 0 = automatic from the object size
     tile: int | None = None       # tile side (default: the model's)
     split: bool = True            # split touching objects into separate instances
-    pixel_size: float | None = None  # calibration for the measurements
-    unit: str = "µm"
+    calibration: Calibration | None = None  # pixel size and unit of the measurements (None: pixels)
     include_border: bool = False  # objects cut by the edge in the size distribution
     flips: bool = True            # average over mirrored predictions (4x the work, a little more accurate)
     threshold: float = 0.5        # object probability for an object pixel (two-class models)
@@ -30,8 +30,10 @@ class SegmentSettings:
     def check(self) -> None:
         if not 0 <= self.scale <= 16:  # NaN too
             raise UserInputError(f"Scale must be 0 (automatic) or between 0 and 16, not {self.scale}")
-        if self.pixel_size is not None and not (self.pixel_size > 0 and np.isfinite(self.pixel_size)):
-            raise UserInputError(f"Pixel size must be a positive number, not {self.pixel_size}")
+        if self.calibration is not None and not (isinstance(self.calibration, Calibration)
+                                                 and self.calibration.pixel_size > 0
+                                                 and np.isfinite(self.calibration.pixel_size)):
+            raise UserInputError(f"The calibration must be a positive pixel size, not {self.calibration}")
         if not 0.0 < self.threshold < 1.0:
             raise UserInputError(f"The object threshold must be between 0 and 1, not {self.threshold}")
         if self.gain is not None and not (self.gain > 0 and np.isfinite(self.gain)):
@@ -44,6 +46,19 @@ class SegmentSettings:
         from measurement.exports import parse_formats
 
         parse_formats(self.formats)
+
+    def plain(self) -> dict:
+        """The settings as plain JSON-ready data (for a worker, a record, segment.json)."""
+        return asdict(self)
+
+    @classmethod
+    def from_plain(cls, values: dict) -> SegmentSettings:
+        """Settings back from :meth:`plain` (after a trip through JSON)."""
+        values = dict(values)
+        values["formats"] = tuple(values.get("formats", FORMATS))
+        if isinstance(values.get("calibration"), dict):
+            values["calibration"] = Calibration(**values["calibration"])
+        return cls(**values)
 
 
 @dataclass

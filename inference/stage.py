@@ -17,7 +17,6 @@ mirror images); :mod:`inference.batch` runs them here or on Dask workers.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict
 from pathlib import Path
 
 from core.atomic import write_json_atomic
@@ -68,7 +67,7 @@ def _with_file_calibration(settings: SegmentSettings, files: list[Path], progres
         return settings
     progress.log(f"Sizes also in {found.unit}: {found.pixel_size:.6g} {found.unit} per pixel, read from the "
                  f"photos' {found.source} (a pixel size given or set would win).")
-    return replace(settings, pixel_size=found.pixel_size, unit=found.unit)
+    return replace(settings, calibration=found)
 
 
 def _names(names: list[str], most: int = 10) -> str:
@@ -112,7 +111,7 @@ def run_segment(model_dir: str | Path, images: str | Path, out: str | Path, *,
 
         check_local_workers(workers)
     files = list_images(images, what="photos folder or photo", hdu=settings.hdu)
-    if settings.pixel_size is None:
+    if settings.calibration is None:
         settings = _with_file_calibration(settings, files, progress)
     out = output_path(out)
     if out.exists() and not out.is_dir():
@@ -206,7 +205,7 @@ def _segment(model_dir, files: list[Path], out: Path, staged: Path, settings: Se
     result.failed = [Path(t.path).name for t in tasks
                      if Path(t.path).name in unreadable or t.stem in failed]
     progress.update(len(tasks), len(tasks), "writing the folder's tables")
-    collector = MeasurementCollector(staged, pixel_size=settings.pixel_size, unit=settings.unit,
+    collector = MeasurementCollector(staged, pixel_size=settings.calibration,
                                      class_names=classes, include_border=settings.include_border,
                                      split=settings.split, formats=settings.formats)
     detector = (DetectorCollector(staged, gain=settings.gain, overscan=parse_overscan(settings.overscan))
@@ -249,7 +248,7 @@ def _segment(model_dir, files: list[Path], out: Path, staged: Path, settings: Se
                                  f"{next(iter(failed.values()))})")
         raise UserInputError(f"None of the {len(files)} photo(s) could be read (first: {result.failed[0]})")
     write_json_atomic(staged / "segment.json", {"model": str(Path(model_dir).resolve()),
-                                             "settings": asdict(settings), "scales": result.scales,
+                                             "settings": settings.plain(), "scales": result.scales,
                                              "photos": result.photos, "objects": result.objects,
                                              "skipped": result.failed, "sources": result.sources,
                                              "auto_segmented": result.auto_segmented,

@@ -13,7 +13,7 @@ import numpy as np
 
 from core.atomic import write_json_atomic
 from core.errors import UserInputError, user_error_from
-from core.imageio import is_blank
+from core.gray import is_blank
 from core.model_folder import class_names
 from inference.fallback import BLIND_SHARE, HOLD_SHARE, classical_if_model_blind
 from inference.photo import segment_photo
@@ -76,7 +76,7 @@ def _segment_into(task, image, folder: Path) -> dict:
     from inference import batch
     from measurement.exports import photo_record, write_measurements
 
-    settings = SegmentSettings(**{**task.settings, "formats": tuple(task.settings["formats"])})
+    settings = SegmentSettings.from_plain(task.settings)
     model, meta = batch.worker_model(task)
     classes = class_names(meta)
     mask, scale, foreground = segment_photo(model, meta, image, scale=settings.scale, tile=settings.tile,
@@ -96,8 +96,8 @@ def _segment_into(task, image, folder: Path) -> dict:
             mask, reading = classical, "auto-segmentation"
     folder.mkdir(parents=True)
     name = Path(task.path).name
-    measured = write_measurements(folder, task.stem, image, mask, pixel_size=settings.pixel_size,
-                                  unit=settings.unit, class_names=classes, image_name=name,
+    measured = write_measurements(folder, task.stem, image, mask, pixel_size=settings.calibration,
+                                  class_names=classes, image_name=name,
                                   split=settings.split, include_border=settings.include_border,
                                   formats=settings.formats)
     detector = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from core.errors import UserInputError
@@ -10,13 +10,17 @@ from core.imageio import list_images
 from core.model_folder import check_writable
 from core.progress import Progress, SubProgress
 from core.workdir import WorkingDirectory
+from training.settings import TrainSettings
 
 
 @dataclass
 class PipelineSettings:
-    epochs: int | None = None          # None: the training default
-    synthetic_count: int = 400
-    synthetic_size: int = 256
+    """What the pipeline runs with; every other default is the stage's own
+    (AutosegSettings, SynthesisSettings, TrainSettings)."""
+
+    epochs: int = field(default_factory=lambda: TrainSettings().epochs)
+    synthetic_count: int = 400         # the loop's own: twice Create synthetic data's, for its figures
+    synthetic_size: int = 256          # as SynthesisSettings
     polarity: str = "auto"
     seed: int = 0
     train: object = None               # a training.train.TrainSettings to use instead of the defaults
@@ -49,12 +53,11 @@ def run_pipeline(images: str | Path, workdir: str | Path, model_dir: str | Path,
     from inference.stage import run_segment
     from segmentation.autoseg import AutosegSettings, run_autoseg
     from synthetic.compose import SynthesisSettings, run_synthesize
-    from training.settings import TrainSettings
     from training.train import run_training
 
     settings = settings or PipelineSettings()
-    if epochs is not None:
-        settings.epochs = epochs
+    if epochs is not None:  # the caller's settings are left as they are
+        settings = replace(settings, epochs=epochs)
     progress = progress or Progress()
     list_images(images)  # a missing or empty folder is reported before any work
     if Path(model_dir).resolve() == Path(workdir).resolve():
@@ -79,9 +82,7 @@ def run_pipeline(images: str | Path, workdir: str | Path, model_dir: str | Path,
     if progress.cancelled:
         result.cancelled = True
         return result
-    train_settings = settings.train or TrainSettings(seed=settings.seed)
-    if settings.epochs is not None:
-        train_settings.epochs = settings.epochs
+    train_settings = replace(settings.train or TrainSettings(seed=settings.seed), epochs=settings.epochs)
     trained = run_training(wd.synthetic, model_dir, settings=train_settings, progress=step("training", 0.2, 0.9))
     result.steps["training"] = trained
     if trained.cancelled or progress.cancelled:

@@ -30,14 +30,8 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from core.errors import ImageReadError, UserInputError
-from core.imageio import (
-    list_images,
-    percentile_range,
-    read_image,
-    to_gray,
-    to_gray_float,
-    write_image,
-)
+from core.gray import percentile_range, to_gray, to_gray_float
+from core.imageio import list_images, read_image, write_image
 from core.photos import PhotoLoop
 from core.progress import Progress, SubProgress
 from core.stats import robust_spread

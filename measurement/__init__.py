@@ -10,7 +10,8 @@ __getattr__, __dir__, __all__ = attach(__name__, {
                                 "load_calibration", "save_calibration", "calibration_from_file"],
     "measurement.measure": ["measure_objects", "summarise_image", "summarise_folder", "size_statistics"],
     "measurement.exports": ["FORMATS", "parse_formats", "write_measurements", "MeasurementCollector",
-                            "PhotoMeasurement", "FolderMeasurement", "draw_overlay"],
+                            "PhotoMeasurement", "FolderMeasurement"],
+    "measurement.overlay": ["draw_overlay"],
     "measurement.interop": ["write_roi_zip", "write_geojson", "write_calibrated_labels"],
     "measurement.measure_plot": ["plot_size_histogram"],
 })

@@ -38,7 +38,7 @@ from scipy.spatial import ConvexHull, QhullError
 from skimage.measure import regionprops_table
 
 from core.errors import UserInputError
-from core.imageio import to_gray
+from core.gray import to_gray
 from measurement.calibration import Calibration, calibration_from_pixel_size
 from segmentation.instances import touches_border
 

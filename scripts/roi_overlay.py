@@ -30,7 +30,8 @@ def main() -> None:
     import roifile
     from PIL import Image, ImageDraw
 
-    from core.imageio import read_image, to_display_uint8
+    from core.gray import to_display_uint8
+    from core.imageio import read_image
 
     photo = to_display_uint8(read_image(args.photo))
     if photo.ndim == 2:

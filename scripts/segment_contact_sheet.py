@@ -17,7 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from contact_sheet import caption, save_column  # noqa: E402
 
-from core.imageio import read_image, to_display_uint8  # noqa: E402
+from core.gray import to_display_uint8
+from core.imageio import read_image  # noqa: E402
 from inference.stage import previous_scales  # noqa: E402
 
 

@@ -14,7 +14,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.imageio import read_image, to_display_uint8  # noqa: E402
+from core.gray import to_display_uint8
+from core.imageio import read_image  # noqa: E402
 
 COLOURS = np.array([[0, 0, 0], [255, 70, 70], [70, 200, 255], [255, 210, 0], [120, 255, 120]], np.uint8)
 

@@ -16,14 +16,8 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from core.errors import UserInputError
-from core.imageio import (
-    list_images,
-    percentile_range,
-    to_gray,
-    to_gray_float,
-    write_image,
-    write_label_image,
-)
+from core.gray import percentile_range, to_gray, to_gray_float
+from core.imageio import list_images, write_image, write_label_image
 from core.photos import PhotoLoop
 from core.progress import Progress
 from core.stats import robust_spread

@@ -103,7 +103,7 @@ def find_foreground(gray: np.ndarray, valid: np.ndarray, *, polarity: str = "aut
     Parameters
     ----------
     gray : (H, W) float32
-        The photo as :func:`core.imageio.to_gray_float` gives it.
+        The photo as :func:`core.gray.to_gray_float` gives it.
     valid : (H, W) bool
         Pixels that may hold objects (annotations excluded).
     polarity : {"auto", "dark", "bright"}

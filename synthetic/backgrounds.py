@@ -18,7 +18,7 @@ from scipy import ndimage as ndi
 
 @dataclass
 class Background:
-    image: np.ndarray        # float32 gray, [0, 1] as core.imageio.to_gray_float gives it
+    image: np.ndarray        # float32 gray, [0, 1] as core.gray.to_gray_float gives it
     source: str              # photo file name, or "generated"
     noise: float             # noise sigma of the photo, same units
     level: float             # background gray level

@@ -11,7 +11,8 @@ from PIL import Image
 from scipy import ndimage as ndi
 
 from core.errors import ImageReadError, UserInputError
-from core.imageio import read_image, to_gray, to_gray_float
+from core.gray import to_gray, to_gray_float
+from core.imageio import read_image
 from core.photos import PhotoLoop
 from core.progress import Progress
 from core.workdir import WorkingDirectory

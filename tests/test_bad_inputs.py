@@ -16,6 +16,8 @@ from core.imageio import write_image
 from helpers import run_app, tree_digest
 from synthetic.scenes import render_particle_scene
 
+pytestmark = pytest.mark.slow  # child processes and the bundled model
+
 BUNDLED = ROOT / "checkpoints"
 
 

@@ -19,6 +19,8 @@ from inference import SegmentSettings, run_segment
 from inference.batch import RECORD, RECORDS, unfinished_folder
 from synthetic.scenes import render_particle_scene
 
+pytestmark = pytest.mark.slow  # trains a model, starts Dask workers
+
 PHOTOS = 6
 
 

@@ -252,3 +252,10 @@ def test_objects_larger_than_the_image_are_shrunk_to_fit():
     sources = Sources([PoolObject("big.png", gray, alpha, 1, photo, 3.0)], [], {"p.png": photo}, 2)
     image, classes, instances, pasted = _compose(sources, 0)
     assert pasted >= 1 and classes.any()
+    whole = 0
+    for k in np.unique(instances[instances > 0]):
+        ys, xs = np.nonzero(instances == k)
+        height, width = np.ptp(ys) + 1, np.ptp(xs) + 1
+        assert height < 128 and width < 128  # the 125-pixel disc at 3x was brought down to fit
+        whole += len(ys) > 0.6 * np.pi * ((height + width) / 4) ** 2  # a disc, not cut by the edge
+    assert whole >= 1

@@ -8,6 +8,8 @@ import pytest
 from core.imageio import read_image
 from inference import run_segment
 
+pytestmark = pytest.mark.slow  # loads and trains the bundled model
+
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / "checkpoints"
 

@@ -183,7 +183,7 @@ def test_detector_stretch_shows_faint_clusters_that_percentiles_hide():
     """A frame with a bright glow band: a 5-sigma pixel stands out of the
     noise by three times more gray levels with the detector stretch than
     with the percentile window, and the band is still white."""
-    from core.imageio import to_display_uint8
+    from core.gray import to_display_uint8
 
     frame, _, _ = _frame_with_known_charges()
     frame[70, 120] = PEDESTAL + 5 * NOISE  # a faint one-pixel excess

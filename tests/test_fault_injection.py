@@ -37,6 +37,8 @@ import pytest
 
 from conftest import ROOT, TINY_EPOCHS
 
+pytestmark = pytest.mark.slow  # kills stages in child processes
+
 CHILD = r"""
 import os, signal, sys, tempfile
 root, limit, code = sys.argv[1], int(sys.argv[2]), sys.argv[3]

@@ -26,6 +26,8 @@ from app import run_cli
 from conftest import ROOT
 from core.imageio import write_image
 
+pytestmark = pytest.mark.slow  # loads the bundled model hundreds of times
+
 SEED = 20261202
 BUNDLED = ROOT / "checkpoints"
 

@@ -21,6 +21,8 @@ from core.workdir import WorkingDirectory
 from gui.controls import AUTOSEG, REFINE, SEGMENT, SEGMENT_ALL, SYNTHESIZE, TRAIN
 from gui.review import PICK
 from helpers import open_window, record_message_boxes, tree_digest
+from synthetic import SynthesisSettings
+from training import TrainSettings
 
 SAMPLE = ROOT / "working_directory" / "photos"
 
@@ -56,7 +58,8 @@ def test_the_whole_loop_from_first_launch_with_the_fields_as_they_come(qtbot, tm
     c = window.controls
     assert c.model.text() == str(BUNDLED_MODEL)
     assert c.photos.text() == str(wd / "photos") and c.photo.text() == str(wd / "photos" / photos[0])
-    assert c.epochs.value() == 20 and c.rounds.value() == 1 and c.count.value() == 200
+    assert c.epochs.value() == TrainSettings().epochs == 40 and c.rounds.value() == 1
+    assert c.count.value() == SynthesisSettings().count == 200
     c.epochs.setValue(1)  # the one change: a short training
 
     # 1. Auto-segment photos: the pool fills, every photo has its mask.
@@ -160,6 +163,7 @@ def test_the_whole_loop_from_first_launch_with_the_fields_as_they_come(qtbot, tm
     assert boxes == []
     assert (wd / "calibration.json").is_file()
     assert "0.5 µm" in window.calibration.status_label.text()
-    assert window.calibration.segment_values() == {"pixel_size": 0.5, "unit": "µm"}
+    assert window.calibration.segment_values()["calibration"].pixel_size == 0.5
+    assert window.calibration.segment_values()["calibration"].unit == "µm"
     assert tree_digest(BUNDLED_MODEL) == bundled_before
     assert all(b.isEnabled() for b in c.buttons.values())

@@ -57,13 +57,14 @@ def test_typed_pixel_size_is_stored_shown_and_reloaded(qtbot, tmp_path, boxes):
     assert data["pixel_size"] == pytest.approx(0.52) and data["unit"] == "µm" and data["source"] == "typed"
     assert panel.shown.text() == "1 px = 0.52 µm"
     assert window.calibration.status_label.text() == "Scale: 1 px = 0.52 µm"  # status bar
-    assert window.calibration.segment_values() == {"pixel_size": pytest.approx(0.52), "unit": "µm"}
+    given = window.calibration.segment_values()["calibration"]
+    assert (given.pixel_size, given.unit) == (pytest.approx(0.52), "µm")
     window.close()
 
     again = open_window(qtbot, wd)
     panel = again.controls.calibration
     assert panel.shown.text() == "1 px = 0.52 µm" and panel.size.text() == "0.52"
-    assert again.calibration.segment_values()["pixel_size"] == pytest.approx(0.52)
+    assert again.calibration.segment_values()["calibration"].pixel_size == pytest.approx(0.52)
     panel.size.setText("2,5")  # decimal comma, confirmed with Enter
     panel.unit.setCurrentText("nm")
     qtbot.keyClick(panel.size, Qt.Key_Return)
@@ -124,7 +125,8 @@ def test_scale_bar_by_two_clicks_and_its_length(qtbot, tmp_path, boxes, monkeypa
     again = open_window(qtbot, wd)
     assert again.controls.calibration.shown.text() == "1 px = 0.5 µm"
     assert "scale bar" in again.calibration.status_label.toolTip()
-    assert again.calibration.segment_values() == {"pixel_size": pytest.approx(0.5), "unit": "µm"}
+    given = again.calibration.segment_values()["calibration"]
+    assert (given.pixel_size, given.unit) == (pytest.approx(0.5), "µm")
 
 
 def test_bad_scale_bar_length_is_explained_and_nothing_stored(qtbot, tmp_path, boxes, monkeypatch):

@@ -444,7 +444,7 @@ def test_fits_amplifiers_are_photos_in_the_window(qtbot, window, boxes, tmp_path
     import numpy as np
     from astropy.io import fits
 
-    from core.imageio import to_gray
+    from core.gray import to_gray
     from synthetic.scenes import render_particle_scene
 
     frames = tmp_path / "frames"

@@ -5,7 +5,8 @@ from PIL import Image
 
 from core import imageio
 from core.errors import ImageReadError, UserInputError
-from core.imageio import list_images, read_image, to_display_uint8, to_gray_float, write_image
+from core.gray import is_blank, to_display_uint8, to_gray_float
+from core.imageio import list_images, read_image, write_image
 
 
 def test_png_8_and_16_bit_keep_their_dtype(tmp_path):
@@ -70,15 +71,15 @@ def test_output_stems_never_collide_and_do_not_depend_on_the_neighbours_processe
 
 
 def test_blank_photos():
-    assert imageio.is_blank(np.full((5, 5), 7, np.uint16))
-    assert imageio.is_blank(np.full((5, 5, 3), 7, np.uint8))
-    assert imageio.is_blank(np.full((5, 5), np.nan, np.float32))
+    assert is_blank(np.full((5, 5), 7, np.uint16))
+    assert is_blank(np.full((5, 5, 3), 7, np.uint8))
+    assert is_blank(np.full((5, 5), np.nan, np.float32))
     nan_but_one = np.full((5, 5), np.nan, np.float32)
     nan_but_one[0, 0] = 1.0
-    assert imageio.is_blank(nan_but_one)
+    assert is_blank(nan_but_one)
     nan_but_one[1, 1] = 2.0
-    assert not imageio.is_blank(nan_but_one)
-    assert not imageio.is_blank(np.eye(5, dtype=np.uint8))
+    assert not is_blank(nan_but_one)
+    assert not is_blank(np.eye(5, dtype=np.uint8))
 
 
 def test_a_16_bit_colour_png_is_not_made_8_bit_silently(tmp_path):

@@ -6,12 +6,8 @@ import zipfile
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-
-from core.errors import UserInputError  # noqa: E402
-from core.imageio import read_image  # noqa: E402
-from evaluation.overlay import class_colour, overlay_image, write_prediction  # noqa: E402
-from inference.predict import (  # noqa: E402
+from core.errors import UserInputError
+from inference.predict import (
     blend_window,
     iter_probability_bands,
     load_model,
@@ -20,6 +16,8 @@ from inference.predict import (  # noqa: E402
     reflect_indices,
     tile_starts,
 )
+
+pytestmark = pytest.mark.slow  # loads TensorFlow
 
 
 def _meta(num_classes=3, depth=3, mode="percentile"):
@@ -49,12 +47,16 @@ def _photo(h=150, w=130, seed=0):
 
 def _local_model(size):
     """A network whose output depends on a size x size neighbourhood only."""
+    import keras
+
     inputs = keras.Input((None, None, 1))
     x = keras.layers.Conv2D(3, size, padding="same")(inputs)
     return keras.Model(inputs, keras.layers.Activation("softmax")(x))
 
 
 def test_tile_blending_is_exact_for_a_pixelwise_network():
+    import keras
+
     keras.utils.set_random_seed(1)
     meta, image = _meta(depth=2), _photo()
     pixelwise = _local_model(1)
@@ -137,18 +139,18 @@ def test_tiling_helpers():
     assert reflect_indices(0, 5, 1).tolist() == [0] * 5
 
 
-def test_overlay_and_prediction_files(tmp_path):
+def test_the_overlay_outlines_each_class_in_its_colour_and_objects_cut_by_the_edge_in_red():
+    from measurement.overlay import draw_overlay
+
     image = _photo(20, 30)
-    mask = np.zeros((20, 30), np.uint8)
-    mask[5:15, 5:15], mask[2:4, 20:28] = 1, 2
-    paths = write_prediction(tmp_path, "photo", image, mask)
-    assert [p.name for p in paths] == ["photo_mask.png", "photo_overlay.png"]
-    np.testing.assert_array_equal(read_image(tmp_path / "photo_mask.png"), mask)
-    overlay = overlay_image(image, mask)
+    labels = np.zeros((20, 30), np.int32)
+    labels[5:15, 5:15], labels[2:6, 20:28], labels[12:20, 22:30] = 1, 2, 3
+    classes = np.array([0, 1, 2, 1])
+    overlay = draw_overlay(image, labels, classes=classes, draw_ids=False)
     assert overlay.shape == (20, 30, 3)
-    assert tuple(overlay[5, 5]) == class_colour(1) and tuple(overlay[2, 20]) == class_colour(2)
-    assert overlay[0, 0, 0] == overlay[0, 0, 1] == image[0, 0]  # background untouched
-    assert class_colour(1) != class_colour(2)
+    first, second, cut = tuple(overlay[5, 5]), tuple(overlay[2, 20]), tuple(overlay[12, 22])
+    assert len({first, second, cut}) == 3 and cut == (255, 60, 60)
+    assert tuple(overlay[10, 10]) == (image[10, 10],) * 3  # inside an object: the photo
 
 
 def test_missing_or_incomplete_model_folder(tmp_path, model_dir):
@@ -172,6 +174,8 @@ def test_missing_or_incomplete_model_folder(tmp_path, model_dir):
 def test_tampered_model_with_code_is_refused(tmp_path, model_dir):
     """A model file whose last layer was replaced by a Lambda layer carrying
     Python bytecode must not load (it could run anything)."""
+    import keras
+
     evil = keras.layers.Lambda(lambda x: __import__("os").getcwd() and x, name="probabilities")
     evil_config = keras.saving.serialize_keras_object(evil)
     assert "code" in json.dumps(evil_config)  # the function travels as marshalled bytecode

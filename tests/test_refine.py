@@ -9,6 +9,8 @@ from inference import Sureness, confident_objects, previous_scales
 from inference.scale import SCALE_STEP
 from loop import RefineSettings, run_refine
 
+pytestmark = pytest.mark.slow  # trains models
+
 
 def _disc_map(shape, centres, radius, value):
     yy, xx = np.mgrid[0:shape[0], 0:shape[1]]

@@ -13,6 +13,8 @@ from inference import SegmentSettings, run_segment
 from loop import PipelineSettings, run_pipeline
 from synthetic.scenes import render_particle_scene
 
+pytestmark = pytest.mark.slow  # trains and loads a model
+
 
 @pytest.fixture(scope="module")
 def trained(tiny_project):

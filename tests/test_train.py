@@ -11,6 +11,8 @@ from core.progress import Progress
 from training import TrainSettings, run_training
 from training.history import parse_epoch_line, read_history
 
+pytestmark = pytest.mark.slow  # trains models
+
 TINY = dict(batch_size=4, depth=2, base_filters=8, val_fraction=0.25, learning_rate=3e-3)
 
 

@@ -4,10 +4,13 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from test_train import make_discs
 
 from conftest import ROOT
 from core.imageio import write_image
+
+pytestmark = pytest.mark.slow  # trains in child processes
 
 
 def _app(*args, timeout=300):
@@ -49,7 +52,7 @@ def test_stage_modules_import_without_tensorflow():
     """The GUI and CLI import these at start-up; TensorFlow must wait until
     training or prediction actually starts."""
     code = ("import sys; import training.train, training.history, inference.predict, evaluation.report, "
-            "evaluation.metrics, evaluation.overlay; "
+            "evaluation.metrics, inference, measurement, detector, synthetic, segmentation, loop; "
             "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert done.returncode == 0, done.stderr

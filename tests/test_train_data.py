@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from core.errors import UserInputError
-from core.imageio import to_gray_float, write_image
+from core.gray import to_gray_float
+from core.imageio import write_image
 from training.data_files import pair_files, scan_data
 from training.dataset import Augmentation, augment, grid_starts, patches_per_image, split_indices
 from training.history import format_epoch_line, parse_epoch_line

@@ -10,6 +10,8 @@ import pytest
 from core.atomic import write_text_atomic
 from core.transaction import JOURNAL, STAGING_PREFIX, Transaction, recover
 
+pytestmark = pytest.mark.slow  # stages in child processes
+
 
 def tree(root):
     """Every file under ``root`` (hidden staging areas excluded) with its text."""
@@ -303,7 +305,7 @@ def test_a_replaced_folder_holding_a_read_only_folder_is_removed_whole(tmp_path)
     place = Path(tempfile.mkdtemp(prefix="readonly-"))
     place.chmod(0o777)
     code = ("import os, sys; sys.path.insert(0, sys.argv[1]); from pathlib import Path;"
-            "from core.transaction import _remove; d = Path(sys.argv[2]) / 'old';"
+            "from core.copies import remove as _remove; d = Path(sys.argv[2]) / 'old';"
             "(d / 'locked').mkdir(parents=True); (d / 'locked' / 'f.txt').write_text('x');"
             "os.chmod(d / 'locked', 0o555); _remove(d); print('gone' if not d.exists() else 'left')")
     try:

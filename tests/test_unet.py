@@ -3,10 +3,18 @@
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
+pytestmark = pytest.mark.slow  # builds and runs Keras models
 
-from training.losses import class_weights_from_counts, keras_objects, weighted_loss  # noqa: E402
-from training.unet import BATCHNORM_MOMENTUM, PRESETS, get_model  # noqa: E402
+
+@pytest.fixture(autouse=True)
+def _training_modules():
+    """The modules under test, imported when a test runs (never at
+    collection, which would load TensorFlow in the fast lane)."""
+    global class_weights_from_counts, keras_objects, weighted_loss, BATCHNORM_MOMENTUM, PRESETS, get_model, keras
+    import keras
+
+    from training.losses import class_weights_from_counts, keras_objects, weighted_loss
+    from training.unet import BATCHNORM_MOMENTUM, PRESETS, get_model
 
 
 def test_unet_has_skip_connections_softmax_and_float32_output():
@@ -30,7 +38,14 @@ def test_bfloat16_model_computes_in_bfloat16_but_outputs_float32():
 
 
 def test_presets_and_bad_arguments():
-    assert PRESETS["cpu"]["base_filters"] < PRESETS["gpu"]["base_filters"]
+    def built(name):
+        model = get_model((None, None, 1), 2, **PRESETS[name])
+        pools = sum(type(layer).__name__ == "MaxPooling2D" for layer in model.layers)
+        return model.count_params(), pools
+
+    (cpu_params, cpu_pools), (gpu_params, gpu_pools) = built("cpu"), built("gpu")
+    assert (cpu_pools, gpu_pools) == (PRESETS["cpu"]["depth"], PRESETS["gpu"]["depth"])
+    assert cpu_params * 10 < gpu_params  # the processor's network is the much smaller one
     with pytest.raises(ValueError):
         get_model(num_classes=1)
     with pytest.raises(ValueError):

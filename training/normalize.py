@@ -8,7 +8,7 @@ Two modes:
 
 ``"percentile"`` (photos: 8-bit, 16-bit, RGB)
     Gray image, then the ``low`` and ``high`` percentiles of each image map
-    to 0 and 1, clipped (like :func:`core.imageio.to_gray_float`), so a
+    to 0 and 1, clipped (like :func:`core.gray.to_gray_float`), so a
     12-bit camera in a 16-bit file and a JPEG look alike.
 
 ``"detector"`` (float detector frames: mostly noise around a pedestal)
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.imageio import percentile_range
+from core.gray import percentile_range
 from core.model_folder import NORMALIZATION_MODES
 from core.stats import robust_spread
 
