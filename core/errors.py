@@ -32,3 +32,18 @@ def user_error_from(exc: BaseException) -> UserInputError | None:
         return UserInputError(f"There is no space left on the disk{where} ({exc.strerror or exc}): free some "
                               "space and run it again; nothing half-written was kept")
     return None
+
+
+def first_line(error: BaseException | str, *, limit: int = 200) -> str:
+    """The first line of an error's message, cut to ``limit`` characters (the
+    error's type when it has no message)."""
+    text = str(error).strip()
+    if not text:
+        return type(error).__name__ if isinstance(error, BaseException) else ""
+    return text.splitlines()[0][:limit]
+
+
+def describe_error(error: BaseException, *, limit: int = 300) -> str:
+    """``'KeyError: name'``: an unexpected error in one line, for a log or a message box."""
+    text = str(error).strip()
+    return f"{type(error).__name__}: {first_line(error)}"[:limit] if text else type(error).__name__

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import ImageReadError
+from core.errors import ImageReadError, first_line
 
 FITS_EXTENSIONS = (".fits", ".fit", ".fts")
 
@@ -145,7 +145,7 @@ def read_fits(path: Path, *, hdu: int | None = None, warn: Callable[[str], None]
             raw = unit.data[(0,) * (len(shape) - 2)] if len(shape) > 2 else unit.data
             data = _scaled(raw, unit.header)
         except (OSError, ValueError, TypeError, IndexError) as exc:
-            raise ImageReadError(f"Cannot read the image data of FITS file {path}: {_short(exc)}") from None
+            raise ImageReadError(f"Cannot read the image data of FITS file {path}: {first_line(exc)}") from None
         if data.dtype.kind == "f" and not np.isfinite(data).any():
             raise ImageReadError(f"FITS file {path} holds no pixel values: every pixel is NaN or BLANK")
         return data
@@ -165,13 +165,8 @@ def _open(path: Path):
             warnings.simplefilter("ignore")
             units = fits.open(path, memmap=True, lazy_load_hdus=False, do_not_scale_image_data=True)
     except (OSError, ValueError, TypeError, IndexError) as exc:
-        raise ImageReadError(f"Cannot read FITS file {path}: {_short(exc)}") from None
+        raise ImageReadError(f"Cannot read FITS file {path}: {first_line(exc)}") from None
     return units
-
-
-def _short(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
 def _is_image(unit) -> bool:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from core.atomic import atomic_path
-from core.errors import ImageReadError, UserInputError
+from core.errors import ImageReadError, UserInputError, first_line
 from core.fits import FITS_EXTENSIONS, image_units, read_fits, split_unit, unit_path, units_as_photos
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp") + FITS_EXTENSIONS
@@ -163,7 +163,7 @@ def read_image(path: str | Path, *, warn: Warn = None) -> np.ndarray:
     except MemoryError:
         raise ImageReadError(f"Image is too large to load into memory: {path}") from None
     except Exception as exc:  # noqa: BLE001 - any decoder failure means a bad file
-        raise ImageReadError(f"Cannot read image {path}: {_short(exc)}") from None
+        raise ImageReadError(f"Cannot read image {path}: {first_line(exc)}") from None
     return _normalise_array(array, path)
 
 
@@ -173,11 +173,6 @@ def _read_fits_unit(path: Path, unit: int, warn: Warn) -> np.ndarray:
     array = read_fits(path, hdu=unit, warn=warn)
     _check_size(array.shape[1], array.shape[0], path)
     return _normalise_array(array, path)
-
-
-def _short(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:200]
 
 
 def _check_size(width: int, height: int, path: Path) -> None:

@@ -24,7 +24,7 @@ import math
 import os
 from pathlib import Path
 
-from core.errors import UserInputError
+from core.errors import UserInputError, first_line
 from core.jsonfile import read_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -336,14 +336,9 @@ def load_keras_model(path: str | Path, *, compile: bool = False):
                 f"The model file {path} was refused: it contains Python code (such as a Lambda layer) "
                 "that could run anything on this computer; only models saved by this application are loaded"
             ) from None
-        raise UserInputError(f"The model file {path} could not be read: {_first_line(text)}") from None
+        raise UserInputError(f"The model file {path} could not be read: {first_line(text) or 'unknown error'}") from None
     except Exception as exc:  # noqa: BLE001 - corrupt zip, wrong format, truncated file...
-        raise UserInputError(f"The model file {path} could not be read: {_first_line(str(exc))}") from None
-
-
-def _first_line(text: str) -> str:
-    text = text.strip()
-    return (text.splitlines()[0] if text else "unknown error")[:200]
+        raise UserInputError(f"The model file {path} could not be read: {first_line(exc)}") from None
 
 
 def load_model(model_dir: str | Path, *, compile: bool = False):

@@ -18,7 +18,7 @@ import time
 import traceback
 from collections.abc import Callable
 
-from core.errors import StageCancelled, UserInputError, user_error_from
+from core.errors import StageCancelled, UserInputError, describe_error, user_error_from
 from core.progress import Progress
 
 
@@ -85,18 +85,13 @@ def _child_main(conn, cancel_event, fn: Callable, args: tuple, kwargs: dict, int
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which shows it
         mistake = user_error_from(exc)
         message = (("failed", "input", str(mistake), "") if mistake is not None
-                   else ("failed", "error", _describe(exc), traceback.format_exc()))
+                   else ("failed", "error", describe_error(exc), traceback.format_exc()))
     try:
         conn.send(message)
     except Exception as exc:  # noqa: BLE001 - e.g. a result that cannot be pickled
-        conn.send(("failed", "error", f"the result could not be sent back ({_describe(exc)})",
+        conn.send(("failed", "error", f"the result could not be sent back ({describe_error(exc)})",
                    traceback.format_exc()))
     conn.close()
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
 
 
 def run_in_child(fn: Callable, args: tuple, kwargs: dict, progress: Progress, *, poll_s: float = 0.05):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from PyQt5.QtCore import QObject, QThread, pyqtSignal, pyqtSlot
 
-from core.errors import StageCancelled, UserInputError, user_error_from
+from core.errors import StageCancelled, UserInputError, describe_error, user_error_from
 from core.progress import Progress
 from gui.isolated import ChildFailed, run_in_child
 
@@ -132,9 +132,7 @@ class StageWorker(QObject):
 
 
 def _unexpected(name: str, exc: BaseException) -> StageFailure:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    short = f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
-    return StageFailure("error", f"{name} stopped because of an unexpected error ({short}).",
+    return StageFailure("error", f"{name} stopped because of an unexpected error ({describe_error(exc)}).",
                         traceback.format_exc())
 
 

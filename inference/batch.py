@@ -327,10 +327,12 @@ def _lost_photo(name: str, exc: Exception) -> str:
     """What to tell the user of a photo whose result never came back from a worker."""
     from distributed import KilledWorker
 
+    from core.errors import describe_error
+
     if isinstance(exc, KilledWorker):
         return (f"{name}: the worker process segmenting it stopped, on every try (out of memory, or "
                 "killed); the other photos were done")
-    return f"{name}: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
+    return f"{name}: {describe_error(exc)}"
 
 
 def run_on_cluster(tasks: list[PhotoTask], work, progress: Progress, total: int, done_before: int, *,

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from core.atomic import write_json_atomic
-from core.errors import UserInputError, user_error_from
+from core.errors import UserInputError, describe_error, first_line, user_error_from
 from core.gray import is_blank
 from core.model_folder import class_names
 from inference.fallback import BLIND_SHARE, HOLD_SHARE, classical_if_model_blind
@@ -53,9 +53,7 @@ def segment_one(task) -> dict:
         full = user_error_from(exc)
         if full is not None:  # a full disk: not this photo's fault, and no other photo would fare better
             report["no_space"] = str(full)
-        first = (str(exc).splitlines() or [""])[0]
-        report["error"] = f"{name}: {type(exc).__name__}: {first}" if not isinstance(exc, UserInputError) \
-            else f"{name}: {first}"
+        report["error"] = f"{name}: {first_line(exc) if isinstance(exc, UserInputError) else describe_error(exc)}"
         return report
     report["objects"] = record["objects"]
     report["scale"] = record["scale"]
