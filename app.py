@@ -90,10 +90,14 @@ def command_name() -> str:
 def build_parser() -> argparse.ArgumentParser:
     # The defaults are the settings' own (the window shows the same); these
     # two modules are light, so --help still answers at once.
+    from dataclasses import fields
+
+    from loop.settings import RefineSettings
     from synthetic.settings import SynthesisSettings
     from training.settings import TrainSettings
 
     SYNTHESIS, TRAINING = SynthesisSettings(), TrainSettings()  # noqa: N806 - read as constants below
+    ROUND = {f.name: f.default for f in fields(RefineSettings)}  # noqa: N806
     parser = OneLineParser(
         prog=command_name(),
         description="SegLoop: label-free segmentation of microscope and detector images. "
@@ -211,6 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", required=True, help="working directory")
     p.add_argument("--model", required=True, type=model_folder, help="model folder")
     p.add_argument("--rounds", type=positive_int, default=1, help="number of rounds (default 1)")
+    p.add_argument("--epochs", type=positive_int, default=ROUND["epochs"],
+                   help=f"training epochs each round adds (default {ROUND['epochs']})")
+    p.add_argument("--count", type=positive_int, default=ROUND["synthetic_count"],
+                   help=f"synthetic images each round composites (default {ROUND['synthetic_count']})")
     p.add_argument("--start-from", default=None, metavar="DIR", type=model_folder,
                    help="when --model holds no model yet, start from a copy of the model in DIR "
                         "(bundled = the model that comes with the application); DIR is never changed")
@@ -285,14 +293,9 @@ def _run_train(args, progress):
 
 
 def _pixel_calibration(args):
-    from core.errors import UserInputError
     from measurement.calibration import calibration_from_pixel_size
 
-    try:
-        size = float(args.pixel_size)
-    except ValueError:
-        raise UserInputError(f"--pixel-size must be a number, not '{args.pixel_size}'") from None
-    return calibration_from_pixel_size(size, args.unit)
+    return calibration_from_pixel_size(args.pixel_size, args.unit)  # refuses a word, zero, an absurd size
 
 
 def _gain(text: str | None) -> float | None:
@@ -350,9 +353,11 @@ def _run_pipeline(args, progress):
 
 def _run_refine(args, progress):
     from loop.refine import run_refine
+    from loop.settings import RefineSettings
 
-    return run_refine(args.images, args.workdir, args.model, rounds=args.rounds, progress=progress,
-                      start_from=args.start_from)
+    settings = RefineSettings(epochs=args.epochs, synthetic_count=args.count)
+    return run_refine(args.images, args.workdir, args.model, rounds=args.rounds, settings=settings,
+                      progress=progress, start_from=args.start_from)
 
 
 def _check_before_tensorflow(args) -> None:

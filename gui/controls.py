@@ -28,6 +28,7 @@ from core.model_folder import ModelFolder
 from core.workdir import WorkingDirectory
 from gui.calibration_panel import CalibrationPanel
 from gui.settings import read_value
+from loop.settings import RefineSettings
 from synthetic.settings import SynthesisSettings
 from training.settings import TrainSettings
 
@@ -142,6 +143,10 @@ class ControlsPanel(QWidget):
         self.seed = _spin(0, 2_147_483_647, 0, "Random seed: the same seed gives the same synthetic data "
                                                "and training")
         self.rounds = _spin(1, 100, 1, "How many self-training rounds to run one after the other")
+        rounds = RefineSettings()  # what a round does by default, as on the command line
+        self.round_epochs = _spin(1, 10_000, rounds.epochs, "Training epochs each self-training round adds")
+        self.round_count = _spin(1, 100_000, rounds.synthetic_count,
+                                 "Synthetic images each self-training round composites from the pool")
         self.calibration = CalibrationPanel()
 
         self.buttons = {
@@ -191,6 +196,12 @@ class ControlsPanel(QWidget):
         t.addRow("Batch size", self.batch)
         t.addRow("Random seed", self.seed)
         t.addRow(self.buttons[TRAIN])
+        per_round = QHBoxLayout()
+        per_round.addWidget(self.round_epochs)
+        per_round.addWidget(QLabel("epochs,"))
+        per_round.addWidget(self.round_count)
+        per_round.addWidget(QLabel("images"))
+        t.addRow("Each round", per_round)
         loop = QHBoxLayout()
         loop.addWidget(QLabel("Rounds"))
         loop.addWidget(self.rounds)
@@ -228,7 +239,8 @@ class ControlsPanel(QWidget):
 
     def spins(self) -> dict[str, QSpinBox]:
         return {"count": self.count, "size": self.size, "objects": self.objects, "epochs": self.epochs,
-                "batch": self.batch, "seed": self.seed, "rounds": self.rounds}
+                "batch": self.batch, "seed": self.seed, "rounds": self.rounds, "round_epochs": self.round_epochs,
+                "round_count": self.round_count}
 
     def training_data_dir(self) -> Path:
         wd = WorkingDirectory(self.workdir.text())

@@ -90,14 +90,14 @@ class LoopActions:
         workdir = Path(c.workdir.text())
         model, start_from = self.writable_model(STAGE_TITLES[REFINE])
         history = ModelFolder(start_from or model).history
-        rounds, epochs = c.rounds.value(), c.epochs.value()
+        rounds, epochs = c.rounds.value(), c.round_epochs.value()
         w.training.start(rounds * epochs, history)
         w.training.batch.setVisible(False)  # the progress bar below follows the whole round
         w.training.state.setText(f"Self-training: {rounds} round(s) of {epochs} more epochs; the curves "
                                  "continue the model's history.")
         w.tabs.setCurrentWidget(w.training)
         return w.run_job(STAGE_TITLES[REFINE], stages.refine_job, c.photos.text(), str(workdir), str(model),
-                         rounds=rounds, epochs=epochs, count=c.count.value(), size=c.size.value(),
+                         rounds=rounds, epochs=epochs, count=c.round_count.value(), size=c.size.value(),
                          seed=c.seed.value(), start_from=start_from, on_done=self._refined, isolated=True)
 
     def _refined(self, result) -> None:

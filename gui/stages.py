@@ -107,7 +107,8 @@ def refine_job(photos: str, workdir: str, model_dir: str, *, rounds: int, epochs
                seed: int, start_from: str | None = None, progress):
     """Self-training rounds; ``start_from`` (a bundled or read-only model) is
     the starting point for ``model_dir`` and never changes itself."""
-    from loop.refine import RefineSettings, run_refine
+    from loop.refine import run_refine
+    from loop.settings import RefineSettings
 
     settings = RefineSettings(epochs=epochs, synthetic_count=count, synthetic_size=size, seed=seed)
     return run_refine(photos, workdir, model_dir, rounds=rounds, settings=settings, progress=progress,

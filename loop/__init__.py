@@ -4,6 +4,7 @@ in order) and self-training rounds."""
 from core.lazy import attach
 
 __getattr__, __dir__, __all__ = attach(__name__, {
-    "loop.pipeline": ["run_pipeline", "PipelineSettings", "PipelineResult"],
-    "loop.refine": ["run_refine", "RefineSettings", "RefineResult"],
+    "loop.pipeline": ["run_pipeline", "PipelineResult"],
+    "loop.refine": ["run_refine", "RefineResult"],
+    "loop.settings": ["PipelineSettings", "RefineSettings"],
 })

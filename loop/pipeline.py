@@ -10,20 +10,8 @@ from core.imageio import list_images
 from core.model_folder import check_writable
 from core.progress import Progress, SubProgress
 from core.workdir import WorkingDirectory
+from loop.settings import PipelineSettings
 from training.settings import TrainSettings
-
-
-@dataclass
-class PipelineSettings:
-    """What the pipeline runs with; every other default is the stage's own
-    (AutosegSettings, SynthesisSettings, TrainSettings)."""
-
-    epochs: int = field(default_factory=lambda: TrainSettings().epochs)
-    synthetic_count: int = 400         # the loop's own: twice Create synthetic data's, for its figures
-    synthetic_size: int = 256          # as SynthesisSettings
-    polarity: str = "auto"
-    seed: int = 0
-    train: object = None               # a training.train.TrainSettings to use instead of the defaults
 
 
 @dataclass

@@ -36,17 +36,8 @@ from core.photos import PhotoLoop
 from core.progress import Progress, SubProgress
 from core.stats import robust_spread
 from core.workdir import WorkingDirectory
-from inference.confident import Sureness, model_sure_objects
-
-
-@dataclass
-class RefineSettings:
-    epochs: int = 15               # training epochs added per round
-    synthetic_count: int = 400
-    synthetic_size: int = 256
-    sureness: Sureness = field(default_factory=Sureness)  # which objects the model is sure of
-    retire_below: float = 0.2      # auto objects the model gives less than this are retired
-    seed: int = 0
+from inference.confident import model_sure_objects
+from loop.settings import RefineSettings
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 A fresh copy of the bundled sample working directory, settings as on a
 first launch, every field at the value the window shows (only the number
-of epochs lowered), the bundled model in the Model field. Each button is
+of epochs lowered, for Train and for each round), the bundled model in the Model
+field. Each button is
 pressed in the order the README gives, and after each step the test checks
 what is on disk. Message boxes are recorded: none may appear.
 """
@@ -21,6 +22,7 @@ from core.workdir import WorkingDirectory
 from gui.controls import AUTOSEG, REFINE, SEGMENT, SEGMENT_ALL, SYNTHESIZE, TRAIN
 from gui.review import PICK
 from helpers import open_window, record_message_boxes, tree_digest
+from loop import RefineSettings
 from synthetic import SynthesisSettings
 from training import TrainSettings
 
@@ -60,7 +62,9 @@ def test_the_whole_loop_from_first_launch_with_the_fields_as_they_come(qtbot, tm
     assert c.photos.text() == str(wd / "photos") and c.photo.text() == str(wd / "photos" / photos[0])
     assert c.epochs.value() == TrainSettings().epochs == 40 and c.rounds.value() == 1
     assert c.count.value() == SynthesisSettings().count == 200
-    c.epochs.setValue(1)  # the one change: a short training
+    assert c.round_epochs.value() == RefineSettings().epochs and c.round_count.value() == RefineSettings().synthetic_count
+    c.epochs.setValue(1)  # the one change: short trainings
+    c.round_epochs.setValue(1)
 
     # 1. Auto-segment photos: the pool fills, every photo has its mask.
     press(qtbot, window, AUTOSEG)

@@ -101,9 +101,9 @@ def test_improve_model_runs_a_real_round_on_a_copy_of_the_bundled_model(qtbot, t
     assert c.model.text() == str(bundled)
     assert "adds the objects it is sure of to the pool" in c.buttons[REFINE].toolTip()
     c.photos.set_text(str(trained / "photos"))
-    c.count.setValue(8)
+    c.round_count.setValue(8)
     c.size.setValue(64)
-    c.epochs.setValue(1)
+    c.round_epochs.setValue(1)
     c.rounds.setValue(1)
     with qtbot.waitSignal(window.runner.stopped, timeout=180000):
         qtbot.mouseClick(c.buttons[REFINE], Qt.LeftButton)
@@ -136,9 +136,9 @@ def test_improve_model_cancelled_mid_round_changes_nothing(qtbot, tmp_path, trai
     c = window.controls
     c.photos.set_text(str(trained / "photos"))
     c.model.set_text(str(model))
-    c.count.setValue(8)
+    c.round_count.setValue(8)
     c.size.setValue(64)
-    c.epochs.setValue(500)  # far more than the test waits for
+    c.round_epochs.setValue(500)  # far more than the test waits for
     with qtbot.waitSignal(window.runner.stopped, timeout=180000):
         c.buttons[REFINE].click()
         qtbot.waitUntil(lambda: len(window.training.epochs) >= 5, timeout=120000)  # training has begun
