@@ -51,7 +51,7 @@ def segment_photo(model, meta: dict, image: np.ndarray, *, scale: float = 0.0,
         else:  # the earlier scale is checked against what this model sees
             classical = target / seen if seen > 0 else 0.0
         scale, known = surest_scale(model, meta, image, clip_scale(start, image.shape), tile, marks,
-                                     classical)
+                                     classical, first=mask)
     elif scale <= 0:
         scale = 1.0
     mask, foreground = predict_mask(model, meta, image, scale=scale, tile=tile, return_foreground=True,

@@ -103,7 +103,7 @@ def _run_flipped(model, batch: np.ndarray, *, mirrors_only: bool = False) -> np.
 def iter_probability_bands(
     model, meta: dict, image: np.ndarray, *, tile: int | None = None, overlap: int | None = None,
     scale: float = 1.0, batch_size: int = DEFAULT_BATCH, progress=None, flips: bool = False,
-    mirrors_only: bool = False,
+    mirrors_only: bool = False, normalized: bool = False,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Class probabilities of ``image``, one horizontal band at a time.
 
@@ -111,7 +111,9 @@ def iter_probability_bands(
     ``y0 .. y0 + rows - 1`` of the original image, top to bottom, covering
     every row once. Parameters as :func:`predict_probabilities`;
     ``mirrors_only``: of the photo mirrored three ways only (see ``known``
-    in :func:`predict_mask`).
+    in :func:`predict_mask`). ``normalized``: ``image`` is already the
+    network's input (:func:`training.normalize.normalize_image` of the
+    whole photo), e.g. a part of it, which must be scaled as the whole is.
     """
     image = np.asarray(image)
     if image.ndim not in (2, 3) or image.shape[0] < 1 or image.shape[1] < 1:
@@ -119,7 +121,7 @@ def iter_probability_bands(
     if not scale > 0:
         raise ValueError(f"scale must be positive, got {scale}")
     height, width = image.shape[:2]
-    gray = normalize_image(image, normalization(meta))
+    gray = np.array(image, np.float32) if normalized else normalize_image(image, normalization(meta))
     if scale != 1.0:
         gray = resample_image(gray, scale)
     tile, overlap, multiple = _settings(meta, tile, overlap)
@@ -232,6 +234,7 @@ def predict_mask(
     model, meta: dict, image: np.ndarray, *, tile: int | None = None, overlap: int | None = None,
     scale: float = 1.0, batch_size: int = DEFAULT_BATCH, return_foreground: bool = False, progress=None,
     flips: bool = False, threshold: float | None = None, known: np.ndarray | None = None,
+    normalized: bool = False,
 ):
     """The class-index mask of a photo (uint8 H x W, 0 = background).
 
@@ -252,12 +255,13 @@ def predict_mask(
     if known is not None:
         return _from_known(model, meta, image, known, tile=tile, overlap=overlap, scale=scale,
                            batch_size=batch_size, return_foreground=return_foreground, progress=progress,
-                           flips=flips, threshold=threshold)
+                           flips=flips, threshold=threshold, normalized=normalized)
     mask = np.empty(image.shape[:2], np.uint8)
     foreground = np.empty(image.shape[:2], np.float32) if return_foreground else None
     binary = threshold is not None and len(class_names(meta)) == 2
     for y0, band in iter_probability_bands(model, meta, image, tile=tile, overlap=overlap, scale=scale,
-                                           batch_size=batch_size, progress=progress, flips=flips):
+                                           batch_size=batch_size, progress=progress, flips=flips,
+                                           normalized=normalized):
         rows = slice(y0, y0 + band.shape[0])
         mask[rows] = band[..., 1] >= threshold if binary else np.argmax(band, axis=-1)
         if foreground is not None:

@@ -31,6 +31,7 @@ SIZE_MARGIN = 2.0  # objects at this many times the model's training size
 FIRST_LOOK = 448  # longer side of the first look: sees the objects of most photos, cheap to predict
 SCALE_STEP = float(np.sqrt(2.0))  # the neighbours checked either side of a scale
 CLEARLY_SURER = 0.02  # a neighbour must be this much surer (object certainty) to be taken
+CHECK_SIDE = 384  # network pixels of the part of the photo each candidate scale is judged on (0: all of it)
 
 
 def estimate_scale(image: np.ndarray, meta: dict) -> float:
@@ -89,13 +90,37 @@ def object_certainty(mask: np.ndarray, foreground: np.ndarray) -> float:
     return float(np.mean(np.abs(2.0 * foreground[objects] - 1.0))) if objects.any() else 0.0
 
 
+def check_region(mask: np.ndarray | None, shape, side: int) -> tuple[slice, slice]:
+    """The ``side`` x ``side`` part of a photo (in its pixels) where the
+    scale check judges the candidates: where the first look's ``mask``
+    has most object outline (many objects, not the inside of one), or the
+    photo's centre when it saw nothing; the whole photo when it is no larger."""
+    height, width = shape[:2]
+    sy, sx = min(side, height), min(side, width)
+    if sy == height and sx == width:
+        return slice(0, height), slice(0, width)
+    y0, x0 = (height - sy) // 2, (width - sx) // 2
+    if mask is not None and mask.any():
+        objects = mask > 0
+        edges = np.zeros(objects.shape, np.float64)
+        edges[1:] += objects[1:] != objects[:-1]
+        edges[:, 1:] += objects[:, 1:] != objects[:, :-1]
+        total = np.pad(edges.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+        sums = total[sy:, sx:] - total[:-sy, sx:] - total[sy:, :-sx] + total[:-sy, :-sx]
+        if sums.max() > 0:
+            y0, x0 = np.unravel_index(int(np.argmax(sums)), sums.shape)
+    return slice(int(y0), int(y0) + sy), slice(int(x0), int(x0) + sx)
+
+
 def surest_scale(model, meta: dict, image: np.ndarray, scale: float, tile: int | None,
-                 marks: np.ndarray | None, classical: float = 0.0) -> tuple[float, np.ndarray | None]:
+                 marks: np.ndarray | None, classical: float = 0.0,
+                 first: np.ndarray | None = None) -> tuple[float, np.ndarray | None]:
     """Of ``scale`` and the scales ``SCALE_STEP`` either side of it, the
     one at which the model is surest of its objects (``scale`` itself
     unless another is surer by more than ``CLEARLY_SURER``), and the
-    foreground predicted there (None where nothing was predicted), so that
-    the photo's own prediction need not repeat it.
+    foreground predicted there (None where the whole photo was not
+    predicted at that scale), so that the photo's own prediction need not
+    repeat it.
 
     The first look's object size can be off by a factor of two (a model
     that sees large particles as clusters of small ones, or the reverse);
@@ -110,6 +135,14 @@ def surest_scale(model, meta: dict, image: np.ndarray, scale: float, tile: int |
     classical reading, which saw the particles, does not make that mistake.
     Where the check starts from an earlier scale, ``classical`` is the
     first look's reading instead.
+
+    Each candidate is judged on one part of the photo, the same for all
+    (:func:`check_region`, chosen on the first look's mask ``first``): at
+    the largest candidate it is ``CHECK_SIDE`` network pixels wide, so
+    that a candidate costs at most about one tile however much it enlarges
+    the photo. It is predicted with a margin around it, for context; a
+    candidate whose whole photo costs little more is predicted whole.
+    ``CHECK_SIDE`` 0 judges every candidate on the whole photo.
     """
     from inference.predict import predict_mask
 
@@ -121,12 +154,36 @@ def surest_scale(model, meta: dict, image: np.ndarray, scale: float, tile: int |
     if len(candidates) == 1:
         return candidates[0], None
     start = min(candidates, key=lambda c: abs(c - scale))
+    from core.model_folder import normalization
+    from training.normalize import normalize_image
+
+    height, width = image.shape[:2]
+    whole = (slice(0, height), slice(0, width))
+    network_input = normalize_image(image, normalization(meta))  # parts scaled as the whole photo is
+    region = check_region(first, image.shape, int(CHECK_SIDE / candidates[-1])) if CHECK_SIDE else whole
     certainty, kept = {}, {}
     for candidate in candidates:
-        mask, foreground = predict_mask(model, meta, image, scale=candidate, tile=tile, return_foreground=True)
-        certainty[candidate] = object_certainty(without_marks(mask, marks), foreground)
+        window = _with_margin(region, image.shape, candidate)
+        if height * width * candidate ** 2 <= 2 * CHECK_SIDE ** 2 or not CHECK_SIDE:
+            window = whole
+        inside = (slice(region[0].start - window[0].start, region[0].stop - window[0].start),
+                  slice(region[1].start - window[1].start, region[1].stop - window[1].start))
+        mask, foreground = predict_mask(model, meta, network_input[window], scale=candidate, tile=tile,
+                                        return_foreground=True, normalized=True)
+        near = None if marks is None else marks[window]
+        certainty[candidate] = object_certainty(without_marks(mask, near)[inside], foreground[inside])
         best = max(certainty, key=certainty.get)
         # only the start and the surest so far can be chosen: the rest is let go at once
-        kept = {c: kept.get(c, foreground) for c in (start, best) if c in certainty}
+        if window == whole:
+            kept[candidate] = foreground
+        kept = {c: f for c, f in kept.items() if c in (start, best)}
     chosen = best if certainty[best] > certainty[start] + CLEARLY_SURER else start
-    return chosen, (kept[chosen] if len(class_names(meta)) == 2 else None)
+    return chosen, (kept.get(chosen) if len(class_names(meta)) == 2 else None)
+
+
+def _with_margin(region: tuple[slice, slice], shape, scale: float) -> tuple[slice, slice]:
+    """``region`` grown by a quarter of the check's side in network pixels
+    (at ``scale``), within the photo: context for the region's edges."""
+    margin = int(np.ceil(CHECK_SIDE / 4 / scale))
+    return (slice(max(0, region[0].start - margin), min(shape[0], region[0].stop + margin)),
+            slice(max(0, region[1].start - margin), min(shape[1], region[1].stop + margin)))

@@ -292,7 +292,9 @@ def test_auto_segmentation_scale_is_a_candidate_when_the_first_look_sees_texture
     from inference.scale import FIRST_LOOK, SCALE_STEP, SIZE_MARGIN, clip_scale, estimate_scale
 
     image, truth = render_particle_scene((256, 256), count=3, radius=(40, 50), seed=5)
-    meta = {"classes": ["background", "object"], "object_diameter": 16.0}
+    meta = {"classes": ["background", "object"], "object_diameter": 16.0,
+            "normalization": {"mode": "percentile", "low": 0.5, "high": 99.5}}
+    monkeypatch.setattr("inference.scale.CHECK_SIDE", 0)  # judged on the whole photo (parts: test_scale_check)
     first = clip_scale(FIRST_LOOK / 256, image.shape)
     classical = estimate_scale(image, meta)
     assert classical < 0.5  # auto-segmentation saw particles of about 90 pixels
@@ -327,7 +329,9 @@ def test_a_start_scale_is_checked_against_the_first_look(monkeypatch):
     from inference.scale import FIRST_LOOK, SIZE_MARGIN, clip_scale, median_diameter
 
     image, truth = render_particle_scene((256, 256), count=4, radius=(16, 18), seed=5)
-    meta = {"classes": ["background", "object"], "object_diameter": 16.0}
+    meta = {"classes": ["background", "object"], "object_diameter": 16.0,
+            "normalization": {"mode": "percentile", "low": 0.5, "high": 99.5}}
+    monkeypatch.setattr("inference.scale.CHECK_SIDE", 0)  # judged on the whole photo (parts: test_scale_check)
     first = clip_scale(FIRST_LOOK / 256, image.shape)
     read = 16.0 * SIZE_MARGIN / (median_diameter(truth) / first)  # the first look's reading
     assert read < 4.0 / 2
