@@ -143,9 +143,11 @@ def worker_model(task: PhotoTask):
             with contextlib.suppress(RuntimeError, ValueError):  # several workers share a card
                 tf.config.experimental.set_memory_growth(gpu, True)
         from core.model_folder import load_model
+        from inference.runtime import prediction_network
 
         _MODELS.clear()  # one model per process
-        _MODELS[key] = load_model(task.model_dir)
+        model, meta = load_model(task.model_dir)
+        _MODELS[key] = (prediction_network(model, threads=task.threads, key=task.model_hash), meta)
     return _MODELS[key]
 
 

@@ -177,7 +177,11 @@ def _segment(model_dir, files: list[Path], out: Path, staged: Path, settings: Se
                      "kept (force to redo them)")
     if todo:  # a damaged model is reported once, before any photo (and loaded once here)
         progress.update(len(records), len(tasks), "loading the model")
-        batch.worker_model(todo[0])
+        network, _ = batch.worker_model(todo[0])
+        refused = getattr(network, "onnx_refused", None)
+        progress.log("The network runs on ONNX Runtime (its output checked against TensorFlow's)"
+                     if hasattr(network, "session") else
+                     f"The network runs on TensorFlow{f' (ONNX Runtime not used: {refused})' if refused else ''}")
     if todo and (workers > 0 or scheduler) and len(todo) > 1:
         reports = batch.run_on_cluster(todo, segment_one, progress, len(tasks), len(records), workers=workers,
                                        scheduler=scheduler)

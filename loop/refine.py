@@ -107,12 +107,15 @@ def refine_pool(images, workdir: WorkingDirectory, model_dir, settings: RefineSe
                 progress: Progress, start_scales: dict[str, float] | None = None) -> tuple[int, int]:
     """Steps 1-3 of a round; returns (objects added, objects retired).
     ``start_scales``: the scale each photo was last segmented at."""
+    from inference.batch import model_fingerprint
     from inference.photo import segment_photo
     from inference.predict import load_model
+    from inference.runtime import prediction_network
     from segmentation.pool import add_objects, delete_objects
 
     files = list_images(images)
     model, meta = load_model(model_dir)
+    model = prediction_network(model, key=model_fingerprint(model_dir))
     for line in workdir.tidy_pool():
         progress.log(line)
     rows = workdir.read_index()

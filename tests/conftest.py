@@ -4,6 +4,8 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Converted models are cached for the run only, never in the user's own cache folder.
+os.environ.setdefault("SEGLOOP_CACHE_DIR", os.path.join(__import__("tempfile").mkdtemp(prefix="segloop-cache-")))
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:

@@ -305,3 +305,37 @@ def test_a_known_foreground_is_not_predicted_again(loaded, flips):
     assert np.array_equal(predict_mask(model, meta, image, known=known * 0 + 0.7), np.ones(image.shape, np.uint8))
     with pytest.raises(ValueError):
         predict_mask(model, _meta(3), image, known=known)
+
+
+def test_the_network_runs_on_onnx_runtime_with_the_models_answers(loaded, monkeypatch):
+    from inference.runtime import TOLERANCE, OnnxNetwork, prediction_network
+
+    from inference.runtime import cache_folder
+
+    model, meta = loaded
+    network = prediction_network(model, key="tiny-model")
+    assert isinstance(network, OnnxNetwork)
+    cached = cache_folder() / "tiny-model.onnx"
+    assert cached.is_file()  # the next run skips the conversion
+    assert isinstance(prediction_network(model, key="tiny-model"), OnnxNetwork)
+    image = _photo(200, 170)
+    expected = predict_probabilities(model, meta, image, scale=1.3, flips=True)
+    got = predict_probabilities(network, meta, image, scale=1.3, flips=True)
+    assert float(np.abs(expected - got).max()) <= TOLERANCE
+    monkeypatch.setenv("SEGLOOP_RUNTIME", "tensorflow")
+    assert prediction_network(model) is model
+
+
+def test_a_model_onnx_cannot_take_stays_on_tensorflow_and_says_why(loaded, monkeypatch):
+    import tf2onnx
+
+    from inference.runtime import prediction_network
+
+    model, _ = loaded
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("unsupported layer")
+
+    monkeypatch.setattr(tf2onnx.convert, "from_keras", refuse)
+    assert prediction_network(model) is model
+    assert "unsupported layer" in model.onnx_refused
