@@ -85,19 +85,27 @@ def _run_model(model, batch: np.ndarray) -> np.ndarray:
     return np.asarray(model.predict_on_batch(batch), dtype=np.float32)
 
 
-def _run_flipped(model, batch: np.ndarray, *, mirrors_only: bool = False) -> np.ndarray:
+def mirror_views(flips: bool | int) -> int:
+    """How many mirrored views ``flips`` asks for: True the three (left-right,
+    top-bottom, both), False none, a number that many of them in that order."""
+    return 3 if flips is True else max(0, min(3, int(flips)))
+
+
+def _run_flipped(model, batch: np.ndarray, *, views: int = 3, mirrors_only: bool = False) -> np.ndarray:
     """The mean of the predictions of the tiles as they are and mirrored
-    left-right, top-bottom and both, each mirrored back (test-time
-    augmentation; README, *Training*, gives what it adds). Tile by tile,
-    so memory stays bounded. ``mirrors_only``: the mean of the three
+    (``views`` of left-right, top-bottom and both), each mirrored back
+    (test-time augmentation; README, *Segment*, gives what it adds). Tile by
+    tile, so memory stays bounded. ``mirrors_only``: the mean of the
     mirrored views alone (the tiles as they are were predicted before)."""
     n = len(batch)
-    mirrored = [batch[:, :, ::-1], batch[:, ::-1], batch[:, ::-1, ::-1]]
+    axes = [(2,), (1,), (1, 2)][:views]
+    mirrored = [np.flip(batch, axis) for axis in axes]
     probs = _run_model(model, np.concatenate(mirrored if mirrors_only else [batch, *mirrored]))
-    if mirrors_only:
-        return (probs[:n, :, ::-1] + probs[n:2 * n, ::-1] + probs[2 * n:, ::-1, ::-1]) / np.float32(3)
-    return (probs[:n] + probs[n:2 * n, :, ::-1] + probs[2 * n:3 * n, ::-1]
-            + probs[3 * n:, ::-1, ::-1]) / np.float32(4)
+    first = 0 if mirrors_only else 1
+    total = np.zeros_like(probs[:n]) if mirrors_only else probs[:n].copy()
+    for k, axis in enumerate(axes):
+        total += np.flip(probs[(first + k) * n:(first + k + 1) * n], axis)
+    return total / np.float32(len(axes) + first)
 
 
 def iter_probability_bands(
@@ -168,8 +176,8 @@ def iter_probability_bands(
         for i in range(0, len(xs), batch_size):
             chunk = range(i, min(i + batch_size, len(xs)))
             batch = np.stack([rows[:, col_idx[j]] for j in chunk])[..., None]
-            if flips or mirrors_only:
-                probs = _run_flipped(model, batch, mirrors_only=mirrors_only)
+            if mirror_views(flips) or mirrors_only:
+                probs = _run_flipped(model, batch, views=mirror_views(flips) or 3, mirrors_only=mirrors_only)
             else:
                 probs = _run_model(model, batch)
             for j, p in zip(chunk, probs):
@@ -274,11 +282,12 @@ def _from_known(model, meta: dict, image: np.ndarray, known: np.ndarray, *, retu
     if len(class_names(meta)) != 2 or known.shape != image.shape[:2]:
         raise ValueError("a known foreground needs a two-class model and the photo's shape")
     foreground = np.asarray(known, np.float32)
-    if flips:
-        for y0, band in iter_probability_bands(model, meta, image, mirrors_only=True, **bands):
+    views = mirror_views(flips)
+    if views:
+        for y0, band in iter_probability_bands(model, meta, image, mirrors_only=True, flips=views, **bands):
             rows = foreground[y0:y0 + band.shape[0]]
-            rows += np.float32(3) * (np.float32(1) - band[..., 0])
-            rows /= np.float32(4)
+            rows += np.float32(views) * (np.float32(1) - band[..., 0])
+            rows /= np.float32(views + 1)
     # two classes: the object class is the likelier one where its probability passes 1/2
     mask = (foreground >= threshold if threshold is not None else foreground > 0.5).astype(np.uint8)
     return (mask, foreground) if return_foreground else mask

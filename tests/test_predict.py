@@ -253,6 +253,11 @@ def test_flips_average_the_four_mirror_images(loaded):
     got = predict_probabilities(model, meta, image, flips=True)
     assert np.abs(got - expected).max() < 1e-4
     assert np.abs(got - predict_probabilities(model, meta, image)).max() > 1e-4  # it changed something
+    for count in (1, 2):  # fewer views: the first of them, in the same order
+        expected = np.mean([flip(predict_probabilities(model, meta, np.ascontiguousarray(flip(image))))
+                            for flip in views[:count + 1]], axis=0)
+        assert np.abs(predict_probabilities(model, meta, image, flips=count) - expected).max() < 1e-4
+    assert np.array_equal(predict_probabilities(model, meta, image, flips=0), predict_probabilities(model, meta, image))
     big = _photo(200, 180, seed=4)  # tiled as without flips (see the tiled test above)
     whole = predict_probabilities(model, meta, big, tile=256, flips=True)
     tiled = predict_probabilities(model, meta, big, tile=64, overlap=32, flips=True)
@@ -283,7 +288,7 @@ class _CountingModel:
         return self.model.predict_on_batch(batch)
 
 
-@pytest.mark.parametrize("flips", [False, True])
+@pytest.mark.parametrize("flips", [False, True, 1])
 def test_a_known_foreground_is_not_predicted_again(loaded, flips):
     """The scale check has predicted the photo at the chosen scale already:
     the photo's own prediction reuses it (nothing predicted without flips,
@@ -298,7 +303,8 @@ def test_a_known_foreground_is_not_predicted_again(loaded, flips):
     counting.tiles = 0
     mask, foreground = predict_mask(counting, meta, image, scale=1.3, tile=64, flips=flips, threshold=0.5,
                                     return_foreground=True, known=known.copy())
-    assert counting.tiles == (full * 3 // 4 if flips else 0)
+    views = 3 if flips is True else int(flips)
+    assert counting.tiles == full * views // (views + 1)
     np.testing.assert_allclose(foreground, expected, atol=1e-5)
     near_half = np.abs(expected - 0.5) < 1e-5
     assert np.array_equal(mask[~near_half], expected_mask[~near_half])
@@ -308,9 +314,7 @@ def test_a_known_foreground_is_not_predicted_again(loaded, flips):
 
 
 def test_the_network_runs_on_onnx_runtime_with_the_models_answers(loaded, monkeypatch):
-    from inference.runtime import TOLERANCE, OnnxNetwork, prediction_network
-
-    from inference.runtime import cache_folder
+    from inference.runtime import TOLERANCE, OnnxNetwork, cache_folder, prediction_network
 
     model, meta = loaded
     network = prediction_network(model, key="tiny-model")
