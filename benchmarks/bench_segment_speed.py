@@ -2,7 +2,7 @@
 with one plain pass of the network at the scale the photo was read at.
 
     python benchmarks/bench_segment_speed.py [--model DIR] [--set dev|val | --images DIR] [--limit N]
-                                             [--no-mirrors] [--csv FILE]
+                                             [--mirrors N] [--csv FILE]
     python benchmarks/bench_segment_speed.py --compare OLD_TREE [--model DIR] [--set dev|val] [--limit N]
 
 The first form segments each photo in this process (the model loaded once,
@@ -80,7 +80,7 @@ def instrument():
 
     clock = Clock()
     plain = clock.wrap(predict, "predict_mask", _prediction_part)
-    clock.wrap(autoseg, "find_objects", lambda *a, **k: f"auto-segmentation ({sys._getframe(2).f_code.co_name})")
+    clock.wrap(autoseg, "find_objects", "auto-segmentation (scale check, fallback)")
     clock.wrap(photo, "find_marks", "marks and specks")
     clock.wrap(photo, "without_faint_specks", "marks and specks")
     clock.wrap(exports, "write_measurements", "measuring and writing")
@@ -97,7 +97,7 @@ def breakdown(args) -> None:
     import_tensorflow()
     photos = list_images(args.images)[: args.limit or None]
     model, meta = load_model(args.model)
-    settings = SegmentSettings(flips=not args.no_mirrors)
+    settings = SegmentSettings() if args.mirrors is None else SegmentSettings(flips=args.mirrors)
     clock, plain_pass = instrument()
     rows, worst = [], None
     with tempfile.TemporaryDirectory() as tmp:
@@ -182,7 +182,8 @@ def main() -> None:
     parser.add_argument("--images", type=Path, default=None)
     parser.add_argument("--masks", type=Path, default=None)
     parser.add_argument("--limit", type=int, default=0, help="only the first N photos")
-    parser.add_argument("--no-mirrors", action="store_true")
+    parser.add_argument("--mirrors", type=int, choices=(0, 1, 2, 3), default=None,
+                        help="mirrored views of the final prediction (default: the stage's)")
     parser.add_argument("--csv", type=Path, default=None)
     parser.add_argument("--compare", default=None, metavar="OLD_TREE")
     args = parser.parse_args()

@@ -42,7 +42,8 @@ SEVERAL_SURE = 2  # sure objects in one auto-segmentation object: that object is
 
 
 def classical_if_model_blind(image: np.ndarray, mask: np.ndarray, share: float = BLIND_SHARE, *,
-                             sure_objects: Callable[[], np.ndarray] | None = None) -> np.ndarray | None:
+                             sure_objects: Callable[[], np.ndarray] | None = None,
+                             reading: Callable | None = None) -> np.ndarray | None:
     """Auto-segmentation's mask of ``image`` (class 1) where the model's
     ``mask`` covers less than ``share`` of the area of the objects it finds
     (see ``BLIND_SHARE``), else None. Auto-segmentation runs only where the
@@ -50,18 +51,44 @@ def classical_if_model_blind(image: np.ndarray, mask: np.ndarray, share: float =
     the labels of the objects the model is sure of (asked only when
     auto-segmentation would stand in): where ``SEVERAL_SURE`` of them lie
     in one of auto-segmentation's objects, that object is the photo's
-    background and the model's mask stays (see ``SEVERAL_SURE``)."""
+    background and the model's mask stays (see ``SEVERAL_SURE``).
+    ``reading`` gives auto-segmentation's objects where they may be known
+    already (the scale check's)."""
     model_area = int(np.count_nonzero(mask))
     if model_area >= share * mask.size or is_blank(image):
         return None
-    from segmentation.autoseg import find_objects
+    if reading is None:
+        from segmentation.autoseg import find_objects
 
-    found = find_objects(image)
+        found = find_objects(image)
+    else:
+        found = reading()
     if found.polarity_margin < BLIND_MARGIN or model_area >= share * np.count_nonzero(found.foreground):
         return None
     if sure_objects is not None and holds_several(found.foreground, sure_objects()):
         return None
     return found.foreground.astype(np.uint8)
+
+
+def auto_reading(image: np.ndarray) -> Callable:
+    """A function giving auto-segmentation's objects of ``image``
+    (:func:`segmentation.autoseg.find_objects`), found on the first call
+    and kept for the next without the label and annotation images (the
+    foreground and the objects' scores are what the scale check and the
+    fallback read), so that a large photo does not hold them meanwhile."""
+    found = []
+
+    def reading():
+        if not found:
+            from dataclasses import replace
+
+            from segmentation.autoseg import find_objects
+
+            empty = np.zeros((0, 0), np.int32)
+            found.append(replace(find_objects(image), labels=empty, annotations=empty.astype(bool)))
+        return found[0]
+
+    return reading
 
 
 def holds_several(foreground: np.ndarray, sure: np.ndarray, several: int = SEVERAL_SURE) -> bool:

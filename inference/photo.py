@@ -13,7 +13,7 @@ from inference.scale import FIRST_LOOK, SIZE_MARGIN, clip_scale, estimate_scale,
 
 def segment_photo(model, meta: dict, image: np.ndarray, *, scale: float = 0.0,
                   tile: int | None = None, return_foreground: bool = False, flips: bool = False,
-                  threshold: float | None = None, start: float = 0.0):
+                  threshold: float | None = None, start: float = 0.0, reading=None):
     """The class mask of one photo and the scale it was predicted at.
 
     With ``scale`` 0 the scale is chosen from the objects themselves: a
@@ -32,6 +32,8 @@ def segment_photo(model, meta: dict, image: np.ndarray, *, scale: float = 0.0,
     With ``return_foreground`` the object probability is returned too;
     ``flips`` and ``threshold`` as in :func:`inference.predict.predict_mask`
     (for the final prediction; the first look is a plain one).
+    ``reading`` gives auto-segmentation's objects of ``image`` (see
+    :func:`inference.scale.estimate_scale`), for a caller that needs them too.
     """
     from inference.predict import predict_mask
 
@@ -46,7 +48,7 @@ def segment_photo(model, meta: dict, image: np.ndarray, *, scale: float = 0.0,
         mask = without_marks(predict_mask(model, meta, image, scale=first, tile=tile), marks)
         seen = median_diameter(mask) / first  # object diameter in the photo's pixels
         if start <= 0:
-            classical = estimate_scale(image, meta)
+            classical = estimate_scale(image, meta, reading=reading)
             start = target / seen if seen > 0 else classical
         else:  # the earlier scale is checked against what this model sees
             classical = target / seen if seen > 0 else 0.0

@@ -34,15 +34,21 @@ CLEARLY_SURER = 0.02  # a neighbour must be this much surer (object certainty) t
 CHECK_SIDE = 384  # network pixels of the part of the photo each candidate scale is judged on (0: all of it)
 
 
-def estimate_scale(image: np.ndarray, meta: dict) -> float:
+def estimate_scale(image: np.ndarray, meta: dict, *, reading=None) -> float:
     """A first resampling factor from classical auto-segmentation's object
-    size (1.0 when the model records no object size or nothing is found)."""
-    from segmentation.autoseg import find_objects
-
+    size (1.0 when the model records no object size or nothing is found).
+    ``reading``: a function giving auto-segmentation's objects of ``image``
+    (:func:`segmentation.autoseg.find_objects`), where they may be known already."""
     target = object_diameter(meta) * SIZE_MARGIN
     if target <= 0:
         return 1.0
-    diameter = find_objects(image).median_diameter()
+    if reading is None:
+        from segmentation.autoseg import find_objects
+
+        found = find_objects(image)
+    else:
+        found = reading()
+    diameter = found.median_diameter()
     return clip_scale(target / diameter, image.shape) if diameter > 0 else 1.0
 
 

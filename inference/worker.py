@@ -15,7 +15,7 @@ from core.atomic import write_json_atomic
 from core.errors import UserInputError, describe_error, first_line, user_error_from
 from core.gray import is_blank
 from core.model_folder import class_names
-from inference.fallback import BLIND_SHARE, HOLD_SHARE, classical_if_model_blind
+from inference.fallback import BLIND_SHARE, HOLD_SHARE, auto_reading, classical_if_model_blind
 from inference.photo import segment_photo
 from inference.settings import SegmentSettings
 
@@ -77,9 +77,10 @@ def _segment_into(task, image, folder: Path) -> dict:
     settings = SegmentSettings.from_plain(task.settings)
     model, meta = batch.worker_model(task)
     classes = class_names(meta)
+    auto = auto_reading(image)  # auto-segmentation for the scale check and the fallback, made once
     mask, scale, foreground = segment_photo(model, meta, image, scale=settings.scale, tile=settings.tile,
                                             flips=settings.flips, threshold=settings.threshold,
-                                            start=task.start, return_foreground=True)
+                                            start=task.start, return_foreground=True, reading=auto)
     reading = "model"
     if settings.fallback and len(classes) == 2 and not task.detector:
         def sure_objects() -> np.ndarray:
@@ -89,7 +90,7 @@ def _segment_into(task, image, folder: Path) -> dict:
             return np.where(np.isin(found.labels, found.chosen), found.labels, 0)
 
         classical = classical_if_model_blind(image, mask, HOLD_SHARE if task.held else BLIND_SHARE,
-                                             sure_objects=sure_objects)
+                                             sure_objects=sure_objects, reading=auto)
         if classical is not None:
             mask, reading = classical, "auto-segmentation"
     folder.mkdir(parents=True)

@@ -444,6 +444,23 @@ def test_segment_falls_back_to_auto_segmentation_and_says_so(trained, tmp_path):
     assert (read_image(tmp_path / "off" / "large_mask.png") > 0).sum() < 0.1 * mask.sum()
 
 
+def test_auto_segmentation_runs_once_for_the_scale_check_and_the_fallback(trained, tmp_path, monkeypatch):
+    """The scale check's reading of the photo by auto-segmentation is the
+    one the fallback judges: the photo is auto-segmented once, and the
+    fallback still stands in."""
+    import segmentation.autoseg as autoseg
+
+    calls = []
+    real = autoseg.find_objects
+    monkeypatch.setattr(autoseg, "find_objects", lambda image, **kw: calls.append(image.shape) or real(image, **kw))
+    image, _ = render_particle_scene((192, 256), count=4, radius=(30, 40), seed=5)
+    write_image(tmp_path / "large.png", image)
+    result = run_segment(trained / "model", tmp_path / "large.png", tmp_path / "out",
+                         settings=SegmentSettings(threshold=0.999999, flips=False))
+    assert result.auto_segmented == ["large.png"]
+    assert calls == [(192, 256)]
+
+
 def _particles_on_a_film(seed: int = 1):
     """Dark particles on a grey film inside a brighter frame: auto-
     segmentation takes the film (darker than the frame around it) for one
