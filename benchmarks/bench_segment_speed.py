@@ -13,11 +13,12 @@ views), the marks and specks taken out, and measuring and writing. It then
 times one plain pass at the scale the photo was read at and prints, per
 photo, the total over that pass; the worst photo is named at the end.
 
-``--compare OLD_TREE`` runs ``app.py segment`` on the same photos with the
-same model from another checkout of the application (an older commit, as
-``git worktree add OLD_TREE <commit>`` makes it) and from this one, one
-after the other, and prints both wall times and both sets' mean IoU and
-instance F1 against the expert masks.
+``--compare OLD_TREE`` segments the same photos with the same model and
+each checkout's defaults, with another checkout of the application (an
+older commit, as ``git worktree add OLD_TREE <commit>`` makes it) and with
+this one, one after the other, each photo alone with the model loaded
+before the clock starts; it prints each photo's seconds, both totals and,
+where expert masks are found, both sets' mean IoU and instance F1.
 """
 
 from __future__ import annotations
@@ -138,41 +139,73 @@ def breakdown(args) -> None:
         write_rows(args.csv, [{k: r.get(k, "") for k in keys} for r in rows])
 
 
+# Run with the current folder at a checkout's root: that checkout's segment
+# stage, the model loaded (and the first photo segmented) before the clock
+# starts, then each photo segmented alone with the stage's defaults.
+_DRIVER = """
+import json, sys, time
+from pathlib import Path
+model, photos, out, report = sys.argv[1:5]
+try:
+    from inference import run_segment
+except ImportError:  # a checkout from before the inference package
+    from evaluation.segment import run_segment
+paths = sorted(Path(photos).iterdir())
+run_segment(model, paths[0], Path(out) / "warm")
+seconds = {}
+for path in paths:
+    t0 = time.perf_counter()
+    run_segment(model, path, Path(out) / path.stem)
+    seconds[path.name] = time.perf_counter() - t0
+Path(report).write_text(json.dumps(seconds))
+"""
+
+
 def compare(args) -> None:
+    import json
+
     import numpy as np
 
     from core.imageio import read_image
     from evaluation.metrics import foreground_iou_dice, instance_matching, pool_matches
 
-    masks = require(args.masks or emps_set(args.set) / "masks", "expert masks")
+    masks = args.masks or emps_set(args.set) / "masks"
+    scored = masks.is_dir()
+    runs = {}
     with tempfile.TemporaryDirectory() as tmp:
         photos = Path(tmp) / "photos"
         photos.mkdir()
         for path in sorted(args.images.iterdir())[: args.limit or None]:
             shutil.copy(path, photos / path.name)
-        for name, tree in (("old", Path(args.compare)), ("new", ROOT)):
-            out = Path(tmp) / name
-            t0 = time.perf_counter()
-            done = subprocess.run([sys.executable, str(tree / "app.py"), "segment", "--model", str(args.model),
-                                   "--images", str(photos), "--out", str(out)], capture_output=True, text=True,
-                                  cwd=tree)
-            elapsed = time.perf_counter() - t0
-            if done.returncode not in (0, 3):
-                print(f"{name}: exit {done.returncode}: {done.stderr[-500:]}")
-                continue
+        for name, tree in (("old", Path(args.compare).resolve()), ("new", ROOT)):
+            out, report = Path(tmp) / name, Path(tmp) / f"{name}.json"
+            done = subprocess.run([sys.executable, "-c", _DRIVER, str(args.model.resolve()), str(photos), str(out),
+                                   str(report)], capture_output=True, text=True, cwd=tree)
+            if done.returncode != 0:
+                print(f"{name}: exit {done.returncode}: {done.stderr[-800:]}")
+                return
+            seconds = json.loads(report.read_text())
             ious, matches = [], []
-            for truth_path in sorted(masks.glob("*.png")):
-                pred = out / f"{truth_path.stem}_mask.png"
-                if not pred.exists():
+            for photo in sorted(seconds):
+                stem = Path(photo).stem
+                truth_path = masks / f"{stem}.png"
+                if not scored or not truth_path.exists():
                     continue
                 truth = read_image(truth_path)
-                iou, _ = foreground_iou_dice(read_image(pred) > 0, truth)
+                iou, _ = foreground_iou_dice(read_image(out / stem / f"{stem}_mask.png") > 0, truth)
                 if not np.isnan(iou):
                     ious.append(iou)
-                matches.append(instance_matching(read_image(out / f"{truth_path.stem}_labels.tif"), truth, 0.5,
+                matches.append(instance_matching(read_image(out / stem / f"{stem}_labels.tif"), truth, 0.5,
                                                  pred_are_labels=True))
-            print(f"{name} ({tree}): {elapsed:.1f} s for {len(matches)} photos; mean IoU {np.mean(ious):.3f}, "
-                  f"instance F1 {pool_matches(matches).f1:.3f}", flush=True)
+            figures = (f"; mean IoU {np.mean(ious):.4f}, instance F1 {pool_matches(matches).f1:.4f}"
+                       if matches else "")
+            runs[name] = seconds
+            print(f"{name} ({tree}): {sum(seconds.values()):.1f} s for {len(seconds)} photos{figures}", flush=True)
+    old, new = runs["old"], runs["new"]
+    for photo in sorted(new):
+        print(f"  {photo}: {old[photo]:.2f} s -> {new[photo]:.2f} s ({old[photo] / new[photo]:.1f}x)")
+    print(f"in all {sum(old.values()):.1f} s -> {sum(new.values()):.1f} s "
+          f"({sum(old.values()) / sum(new.values()):.2f}x faster)")
 
 
 def main() -> None:

@@ -85,9 +85,27 @@ def _run_model(model, batch: np.ndarray) -> np.ndarray:
     return np.asarray(model.predict_on_batch(batch), dtype=np.float32)
 
 
-def mirror_views(flips: bool | int) -> int:
-    """How many mirrored views ``flips`` asks for: True the three (left-right,
-    top-bottom, both), False none, a number that many of them in that order."""
+MIRROR_PIXELS = 1_000_000  # "auto" mirrors a photo of at most this many network pixels at its scale
+
+
+def mirror_views(flips: bool | int | str, shape=None, scale: float = 1.0) -> int:
+    """How many mirrored views ``flips`` asks for: True the three
+    (left-right, top-bottom, both), False none, a number that many of them
+    in that order, ``"auto"`` the three where the photo (``shape``) at
+    ``scale`` is at most ``MIRROR_PIXELS`` network pixels, else none.
+
+    Notes
+    -----
+    Averaging the mirrored views changes the answer most on photos the
+    network sees small (a few large particles shrunk to one tile); on a
+    photo enlarged to millions of network pixels it costs three passes and
+    gains nothing measurable. The README (*Segment*) gives the figures.
+    """
+    if isinstance(flips, str):
+        if flips != "auto":
+            raise ValueError(f"mirrored views: True, False, 0-3 or 'auto', not {flips!r}")
+        pixels = float(shape[0]) * float(shape[1]) * scale * scale if shape is not None else np.inf
+        return 3 if pixels <= MIRROR_PIXELS else 0
     return 3 if flips is True else max(0, min(3, int(flips)))
 
 
@@ -110,7 +128,7 @@ def _run_flipped(model, batch: np.ndarray, *, views: int = 3, mirrors_only: bool
 
 def iter_probability_bands(
     model, meta: dict, image: np.ndarray, *, tile: int | None = None, overlap: int | None = None,
-    scale: float = 1.0, batch_size: int = DEFAULT_BATCH, progress=None, flips: bool = False,
+    scale: float = 1.0, batch_size: int = DEFAULT_BATCH, progress=None, flips: bool | int | str = False,
     mirrors_only: bool = False, normalized: bool = False,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Class probabilities of ``image``, one horizontal band at a time.
@@ -133,6 +151,7 @@ def iter_probability_bands(
     if scale != 1.0:
         gray = resample_image(gray, scale)
     tile, overlap, multiple = _settings(meta, tile, overlap)
+    views = mirror_views(flips, (height, width), scale)
     batch_size = max(1, int(batch_size or DEFAULT_BATCH))
     h_s, w_s = gray.shape
     tile_y = min(tile, _round_up(h_s, multiple))
@@ -176,8 +195,8 @@ def iter_probability_bands(
         for i in range(0, len(xs), batch_size):
             chunk = range(i, min(i + batch_size, len(xs)))
             batch = np.stack([rows[:, col_idx[j]] for j in chunk])[..., None]
-            if mirror_views(flips) or mirrors_only:
-                probs = _run_flipped(model, batch, views=mirror_views(flips) or 3, mirrors_only=mirrors_only)
+            if views or mirrors_only:
+                probs = _run_flipped(model, batch, views=views or 3, mirrors_only=mirrors_only)
             else:
                 probs = _run_model(model, batch)
             for j, p in zip(chunk, probs):
@@ -191,7 +210,7 @@ def iter_probability_bands(
 
 def predict_probabilities(
     model, meta: dict, image: np.ndarray, *, tile: int | None = None, overlap: int | None = None,
-    scale: float = 1.0, batch_size: int = DEFAULT_BATCH, progress=None, flips: bool = False,
+    scale: float = 1.0, batch_size: int = DEFAULT_BATCH, progress=None, flips: bool | int | str = False,
 ) -> np.ndarray:
     """Per-pixel class probabilities of a photo of any size and type.
 
@@ -220,9 +239,11 @@ def predict_probabilities(
     progress : core.progress.Progress, optional
         Receives ``update(row, rows)`` per row of tiles; when the user has
         cancelled, :class:`core.errors.StageCancelled` is raised between rows.
-    flips : bool
+    flips : bool, int or "auto"
         Average each tile's prediction over its four mirror images (four
-        times the work).
+        times the work), or over the first ``flips`` mirrored views and the
+        tile as it is; ``"auto"``: the four where the photo at ``scale`` is
+        small (see :func:`mirror_views`).
 
     Returns
     -------
@@ -241,7 +262,7 @@ def predict_probabilities(
 def predict_mask(
     model, meta: dict, image: np.ndarray, *, tile: int | None = None, overlap: int | None = None,
     scale: float = 1.0, batch_size: int = DEFAULT_BATCH, return_foreground: bool = False, progress=None,
-    flips: bool = False, threshold: float | None = None, known: np.ndarray | None = None,
+    flips: bool | int | str = False, threshold: float | None = None, known: np.ndarray | None = None,
     normalized: bool = False,
 ):
     """The class-index mask of a photo (uint8 H x W, 0 = background).
@@ -278,11 +299,11 @@ def predict_mask(
 
 
 def _from_known(model, meta: dict, image: np.ndarray, known: np.ndarray, *, return_foreground: bool,
-                flips: bool, threshold: float | None, **bands):
+                flips: bool | int | str, threshold: float | None, **bands):
     if len(class_names(meta)) != 2 or known.shape != image.shape[:2]:
         raise ValueError("a known foreground needs a two-class model and the photo's shape")
     foreground = np.asarray(known, np.float32)
-    views = mirror_views(flips)
+    views = mirror_views(flips, image.shape, bands.get("scale", 1.0))
     if views:
         for y0, band in iter_probability_bands(model, meta, image, mirrors_only=True, flips=views, **bands):
             rows = foreground[y0:y0 + band.shape[0]]

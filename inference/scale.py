@@ -142,11 +142,14 @@ def surest_scale(model, meta: dict, image: np.ndarray, scale: float, tile: int |
     Where the check starts from an earlier scale, ``classical`` is the
     first look's reading instead.
 
-    Each candidate is judged on one part of the photo, the same for all
-    (:func:`check_region`, chosen on the first look's mask ``first``): at
-    the largest candidate it is ``CHECK_SIDE`` network pixels wide, so
-    that a candidate costs at most about one tile however much it enlarges
-    the photo. It is predicted with a margin around it, for context; a
+    Each candidate is judged on the part of the photo that is
+    ``CHECK_SIDE`` network pixels wide at that candidate's scale, where
+    the first look's mask ``first`` has most outline (:func:`check_region`),
+    or on the whole photo where it is no larger: so each is judged on as
+    much evidence as the network sees in about one tile, and a candidate
+    costs at most about one tile however much it enlarges the photo (a
+    small candidate sees large particles whole, as it must to be fair to
+    them). It is predicted with a margin around its part, for context; a
     candidate whose whole photo costs little more is predicted whole.
     ``CHECK_SIDE`` 0 judges every candidate on the whole photo.
     """
@@ -166,9 +169,9 @@ def surest_scale(model, meta: dict, image: np.ndarray, scale: float, tile: int |
     height, width = image.shape[:2]
     whole = (slice(0, height), slice(0, width))
     network_input = normalize_image(image, normalization(meta))  # parts scaled as the whole photo is
-    region = check_region(first, image.shape, int(CHECK_SIDE / candidates[-1])) if CHECK_SIDE else whole
     certainty, kept = {}, {}
     for candidate in candidates:
+        region = check_region(first, image.shape, int(CHECK_SIDE / candidate)) if CHECK_SIDE else whole
         window = _with_margin(region, image.shape, candidate)
         if height * width * candidate ** 2 <= 2 * CHECK_SIDE ** 2 or not CHECK_SIDE:
             window = whole

@@ -19,7 +19,7 @@ class SegmentSettings:
     split: bool = True            # split touching objects into separate instances
     calibration: Calibration | None = None  # pixel size and unit of the measurements (None: pixels)
     include_border: bool = False  # objects cut by the edge in the size distribution
-    flips: bool = True            # average over mirrored predictions (4x the work, a little more accurate)
+    flips: bool | int | str = "auto"  # mirrored views averaged: "auto" where the photo is small, True always, False never
     threshold: float = 0.5        # object probability for an object pixel (two-class models)
     gain: float | None = None     # detector frames: ADU per electron, for charges in e- (None: unknown)
     overscan: str | None = None   # detector frames: overscan columns "A:B", for pedestal and noise
@@ -36,6 +36,8 @@ class SegmentSettings:
             raise UserInputError(f"The calibration must be a positive pixel size, not {self.calibration}")
         if not 0.0 < self.threshold < 1.0:
             raise UserInputError(f"The object threshold must be between 0 and 1, not {self.threshold}")
+        if not (self.flips in (True, False, "auto") or (type(self.flips) is int and 0 <= self.flips <= 3)):
+            raise UserInputError(f"Mirrored views must be auto, always or never, not {self.flips!r}")
         if self.gain is not None and not (self.gain > 0 and np.isfinite(self.gain)):
             raise UserInputError(f"The gain must be a positive number of ADU per electron, not {self.gain}")
         if self.hdu is not None and not (isinstance(self.hdu, int) and self.hdu >= 0):

@@ -266,6 +266,40 @@ def test_flips_average_the_four_mirror_images(loaded):
     assert diff.max() < 0.1 and np.percentile(diff, 99) < 0.02
 
 
+def test_automatic_mirrors_only_where_the_photo_is_small_at_its_scale(loaded, monkeypatch):
+    """flips "auto": the four views where the photo at its scale is at most
+    MIRROR_PIXELS network pixels, the photo as it is above that."""
+    import inference.predict as predict
+    from inference.predict import MIRROR_PIXELS, mirror_views
+
+    assert mirror_views("auto", (1000, 1000)) == 3 and mirror_views("auto", (1000, 1000), 1.01) == 0
+    assert mirror_views("auto", (4000, 4000), 0.25) == 3 and mirror_views("auto", (2592, 2048)) == 0
+    assert MIRROR_PIXELS == 1_000_000
+    assert mirror_views(True) == 3 and mirror_views(False) == 0 and mirror_views(2) == 2
+    with pytest.raises(ValueError):
+        mirror_views("sometimes", (10, 10))
+    from core.errors import UserInputError
+    from inference.settings import SegmentSettings
+
+    assert SegmentSettings().flips == "auto"
+    for wrong in ("sometimes", 4, -1, 1.5, None):
+        with pytest.raises(UserInputError):
+            SegmentSettings(flips=wrong).check()
+    model, meta = loaded
+    image = _photo(64, 64, seed=3)
+    mirrored = predict_probabilities(model, meta, image, flips=True)
+    assert np.array_equal(predict_probabilities(model, meta, image, flips="auto"), mirrored)
+    assert np.array_equal(predict_probabilities(model, meta, image, scale=1.5, flips="auto"),
+                          predict_probabilities(model, meta, image, scale=1.5, flips=True))
+    monkeypatch.setattr(predict, "MIRROR_PIXELS", 64 * 64 - 1)
+    plain = predict_probabilities(model, meta, image)
+    assert np.array_equal(predict_probabilities(model, meta, image, flips="auto"), plain)
+    assert not np.array_equal(mirrored, plain)
+    _, known = predict_mask(model, meta, image, return_foreground=True)  # the scale check's, reused
+    _, foreground = predict_mask(model, meta, image, flips="auto", known=known.copy(), return_foreground=True)
+    np.testing.assert_array_equal(foreground, known)
+
+
 def test_object_threshold_for_two_class_models(loaded):
     model, meta = loaded
     image = _photo(seed=5)

@@ -44,6 +44,9 @@ def test_candidates_are_judged_on_a_part_and_the_surest_wins(monkeypatch):
     height, width = largest[0]
     # at the largest candidate the part is CHECK_SIDE network pixels plus a margin, not the whole photo
     assert height * largest[1] <= 1.6 * CHECK_SIDE and width * largest[1] <= 1.6 * CHECK_SIDE
+    # each candidate sees about as many network pixels: a smaller scale a larger part of the photo
+    middle = [s for s in seen if abs(s[1] - 2.0) < 1e-6][0]
+    assert middle[0][0] > 1.3 * height and middle[0][0] * 2.0 <= 1.6 * CHECK_SIDE
     assert all(normalized for _, _, normalized in seen)  # scaled as the whole photo is
 
 

@@ -100,7 +100,14 @@ def test_segment_cli(trained, tmp_path):
     assert ok.returncode == 0, ok.stderr
     assert "Segmented 2 photo(s)" in ok.stdout
     assert "oneDNN" not in ok.stderr and "Traceback" not in ok.stderr
+    assert json.loads((tmp_path / "o" / "segment.json").read_text())["settings"]["flips"] == "auto"
+    always = run_app("segment", "--model", trained / "model", "--images", trained / "photos", "--out",
+                     tmp_path / "o", "--mirrors", "always")
+    assert always.returncode == 0, always.stderr
     assert json.loads((tmp_path / "o" / "segment.json").read_text())["settings"]["flips"] is True
+    wrong = run_app("segment", "--model", trained / "model", "--images", trained / "photos", "--out",
+                    tmp_path / "o", "--mirrors", "sometimes")
+    assert wrong.returncode == 2 and "Traceback" not in wrong.stderr and "--mirrors" in wrong.stderr
     quick = run_app("segment", "--model", trained / "model", "--images", trained / "photos", "--out", tmp_path / "o",
                     "--no-mirrors")
     assert quick.returncode == 0, quick.stderr
