@@ -75,7 +75,8 @@ def auto_reading(image: np.ndarray) -> Callable:
     (:func:`segmentation.autoseg.find_objects`), found on the first call
     and kept for the next without the label and annotation images (the
     foreground and the objects' scores are what the scale check and the
-    fallback read), so that a large photo does not hold them meanwhile."""
+    fallback read), so that a large photo does not hold them meanwhile;
+    the objects are not scored (their sizes are what the check reads)."""
     found = []
 
     def reading():
@@ -85,7 +86,7 @@ def auto_reading(image: np.ndarray) -> Callable:
             from segmentation.autoseg import find_objects
 
             empty = np.zeros((0, 0), np.int32)
-            found.append(replace(find_objects(image), labels=empty, annotations=empty.astype(bool)))
+            found.append(replace(find_objects(image, scored=False), labels=empty, annotations=empty.astype(bool)))
         return found[0]
 
     return reading

@@ -10,6 +10,7 @@ the object pool.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from core.progress import Progress
 from core.stats import robust_spread
 from core.workdir import WorkingDirectory
 from segmentation.annotations import find_annotations, is_annotation_like
-from segmentation.confidence import ObjectScore, score_objects
+from segmentation.confidence import ObjectScore, score_objects, unscored_objects
 from segmentation.foreground import Foreground, find_foreground
 from segmentation.instances import drop_specks, split_touching
 from segmentation.pool import add_objects
@@ -87,7 +88,7 @@ class ObjectMap:
 
 
 def find_objects(image: np.ndarray, *, polarity: str = "auto", min_confidence: float = 0.5,
-                 min_area_fraction: float = 2e-4, work_size: int = 1024) -> ObjectMap:
+                 min_area_fraction: float = 2e-4, work_size: int = 1024, scored: bool = True) -> ObjectMap:
     """Segment one photo and score its objects.
 
     Parameters
@@ -104,6 +105,10 @@ def find_objects(image: np.ndarray, *, polarity: str = "auto", min_confidence: f
     work_size : int
         Longer side of the analysis; larger photos are reduced first
         (box filter), and the result brought back to full resolution.
+    scored : bool
+        False: the objects' areas only, not their confidence (every score
+        0, nothing pooled), for a caller that reads their sizes and the
+        foreground (a quarter of the time saved).
 
     Returns
     -------
@@ -128,7 +133,8 @@ def find_objects(image: np.ndarray, *, polarity: str = "auto", min_confidence: f
     fg, annotations = found.fg, found.annotations
     labels = drop_specks(found.labels, SPECK_SHARE)
     mask = found.mask & (labels > 0)
-    scores = score_objects(labels, fg.smoothed, fg.polarity, fg.polarity_margin)
+    scores = (score_objects(labels, fg.smoothed, fg.polarity, fg.polarity_margin) if scored
+              else unscored_objects(labels))
     pooled = [s.label for s in scores if s.confidence >= min_confidence and s.confidence > 0]
     noise = _noise_sigma(gray, fg.smoothed, labels > 0)
     objects = labels > 0
@@ -168,8 +174,12 @@ class _Reading:
     fg: Foreground
     mask: np.ndarray
     labels: np.ndarray
-    scores: list[ObjectScore]
     annotations: np.ndarray
+
+    @cached_property
+    def scores(self) -> list[ObjectScore]:
+        """The objects scored, when first asked for (the second look)."""
+        return score_objects(self.labels, self.fg.smoothed, self.fg.polarity, self.fg.polarity_margin)
 
     def solidity(self) -> float:
         """Area-weighted solidity of the objects (0 when there are none)."""
@@ -207,8 +217,7 @@ def _objects(gray: np.ndarray, annotations: np.ndarray, polarity: str, min_area:
     mask = _remove_small(mask, min_area)
     mask &= ~annotations
     labels = split_touching(mask, min_size=min_area, gaps=mask & ~unfilled)
-    scores = score_objects(labels, fg.smoothed, fg.polarity, fg.polarity_margin)
-    return _Reading(fg, mask, labels, scores, annotations)
+    return _Reading(fg, mask, labels, annotations)
 
 
 def _second_look(gray: np.ndarray, annotations: np.ndarray, found: _Reading, min_area: int) -> _Reading:

@@ -64,6 +64,19 @@ def second_bay_depth(image: np.ndarray, convex: np.ndarray) -> tuple[float, floa
     return float(depths[1]), radius
 
 
+def unscored_objects(labels: np.ndarray) -> list[ObjectScore]:
+    """Every object of a label image with its area and whether it touches
+    the border, and no confidence (0): for a reading of sizes only."""
+    areas = np.bincount(labels.ravel())
+    h, w = labels.shape
+    edge = np.zeros(areas.shape, bool)
+    edge[np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])] = True
+    present = np.flatnonzero(areas[1:]) + 1
+    median_area = float(np.median(areas[present])) if len(present) else 1.0
+    return [ObjectScore(int(label), int(areas[label]), 0.0, 0.0, 0.0, 0.0, float(areas[label] / median_area),
+                        bool(edge[label]), 0.0) for label in present]
+
+
 def score_objects(labels: np.ndarray, smoothed: np.ndarray, polarity: str,
                   polarity_margin: float) -> list[ObjectScore]:
     """Score every object of a label image.

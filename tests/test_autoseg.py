@@ -29,6 +29,17 @@ def test_finds_known_objects_on_both_polarities(polarity):
     assert pooled_hits == len(found.pooled)
 
 
+def test_a_reading_of_sizes_only_finds_the_same_objects_unscored():
+    image, _ = render_particle_scene((384, 512), count=30, seed=3, touching=0.3)
+    scored, sizes = find_objects(image), find_objects(image, scored=False)
+    assert np.array_equal(scored.labels, sizes.labels) and np.array_equal(scored.foreground, sizes.foreground)
+    assert scored.polarity_margin == sizes.polarity_margin and sizes.count == scored.count > 10
+    assert sizes.median_diameter() == pytest.approx(scored.median_diameter())
+    assert [s.area for s in sizes.scores] == [s.area for s in scored.scores]
+    assert [s.touches_border for s in sizes.scores] == [s.touches_border for s in scored.scores]
+    assert scored.pooled and not sizes.pooled and all(s.confidence == 0 for s in sizes.scores)
+
+
 def test_polarity_override_is_obeyed():
     image, truth = render_particle_scene(polarity="dark", seed=4)
     particles = truth > 0
