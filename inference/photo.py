@@ -46,7 +46,7 @@ def segment_photo(model, meta: dict, image: np.ndarray, *, scale: float = 0.0,
     if scale <= 0 and target > 0:
         first = clip_scale(FIRST_LOOK / max(image.shape[:2]), image.shape)
         mask = without_marks(predict_mask(model, meta, image, scale=first, tile=tile), marks)
-        seen = median_diameter(mask) / first  # object diameter in the photo's pixels
+        seen = median_diameter(mask)  # object diameter in the photo's pixels (the mask is the photo's size)
         if start <= 0:
             classical = estimate_scale(image, meta, reading=reading)
             start = target / seen if seen > 0 else classical

@@ -232,7 +232,7 @@ def test_automatic_scale_is_where_the_model_is_surest(trained):
     image, _ = render_particle_scene((192, 256), count=10, radius=(12, 20), seed=7)
     _, chosen = segment_photo(model, meta, image)
     first = clip_scale(FIRST_LOOK / 256, image.shape)
-    seen = median_diameter(predict_mask(model, meta, image, scale=first)) / first
+    seen = median_diameter(predict_mask(model, meta, image, scale=first))  # the photo's pixels
     start = clip_scale(meta["object_diameter"] * SIZE_MARGIN / seen, image.shape)
     steps = (1 / SCALE_STEP, 1.0, SCALE_STEP)
     candidates = [clip_scale(start * f, image.shape) for f in steps]
@@ -320,10 +320,40 @@ def test_auto_segmentation_scale_is_a_candidate_when_the_first_look_sees_texture
         return (mask, foreground) if return_foreground else mask
     monkeypatch.setattr(predict, "predict_mask", fake_predict)
     _, chosen = segment_photo(None, meta, image, flips=False)
-    start = clip_scale(16.0 * SIZE_MARGIN / (np.sqrt(4 / np.pi) / first), image.shape)
+    start = clip_scale(16.0 * SIZE_MARGIN / np.sqrt(4 / np.pi), image.shape)
     assert start == pytest.approx(clip_scale(4.0, image.shape))  # the first look's mistake
     assert chosen == pytest.approx(clip_scale(classical, image.shape))
     assert any(abs(a - round(classical * SCALE_STEP, 4)) < 1e-3 for a in asked)
+
+
+def test_the_first_look_measures_objects_in_the_photos_pixels(monkeypatch):
+    """The first look's mask is the photo's size, so the objects it sees are
+    measured in the photo's pixels: on a photo the first look reduces (a
+    1024-pixel photo seen at 448), the check starts at the scale that
+    brings them to SIZE_MARGIN times the training size and, auto-
+    segmentation agreeing, tries only its neighbours and the smallest scale."""
+    import inference.predict as predict
+    from inference import segment_photo
+    from inference.scale import SCALE_STEP, SIZE_MARGIN, clip_scale, median_diameter, smallest_scale
+
+    image, truth = render_particle_scene((768, 1024), count=40, radius=(20, 22), seed=2)
+    meta = {"classes": ["background", "object"], "object_diameter": 16.0,
+            "normalization": {"mode": "percentile", "low": 0.5, "high": 99.5}}
+    monkeypatch.setattr("inference.scale.CHECK_SIDE", 0)
+    right = clip_scale(16.0 * SIZE_MARGIN / median_diameter(truth), image.shape)
+    asked = []
+
+    def fake_predict(model, meta, image, *, scale=1.0, return_foreground=False, **kwargs):
+        asked.append(scale)
+        mask = (truth > 0).astype(np.uint8)
+        foreground = np.where(mask > 0, 0.99 if abs(np.log(scale / right)) < 0.1 else 0.7, 0.01)
+        return (mask, foreground.astype(np.float32)) if return_foreground else mask
+    monkeypatch.setattr(predict, "predict_mask", fake_predict)
+    _, chosen = segment_photo(None, meta, image)
+    assert chosen == pytest.approx(right)
+    checked = sorted(asked[1:-1])  # after the first look, before the final prediction
+    expected = sorted({smallest_scale(image.shape), right / SCALE_STEP, right, right * SCALE_STEP})
+    assert checked == pytest.approx(expected)
 
 
 def test_a_start_scale_is_checked_against_the_first_look(monkeypatch):
@@ -333,14 +363,13 @@ def test_a_start_scale_is_checked_against_the_first_look(monkeypatch):
     surest there. Where it is surest at the earlier scale, that stays."""
     import inference.predict as predict
     from inference import segment_photo
-    from inference.scale import FIRST_LOOK, SIZE_MARGIN, clip_scale, median_diameter
+    from inference.scale import SIZE_MARGIN, median_diameter
 
     image, truth = render_particle_scene((256, 256), count=4, radius=(16, 18), seed=5)
     meta = {"classes": ["background", "object"], "object_diameter": 16.0,
             "normalization": {"mode": "percentile", "low": 0.5, "high": 99.5}}
     monkeypatch.setattr("inference.scale.CHECK_SIDE", 0)  # judged on the whole photo (parts: test_scale_check)
-    first = clip_scale(FIRST_LOOK / 256, image.shape)
-    read = 16.0 * SIZE_MARGIN / (median_diameter(truth) / first)  # the first look's reading
+    read = 16.0 * SIZE_MARGIN / median_diameter(truth)  # the first look's reading
     assert read < 4.0 / 2
     surest = {}
 
