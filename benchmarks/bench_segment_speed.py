@@ -97,7 +97,11 @@ def breakdown(args) -> None:
 
     import_tensorflow()
     photos = list_images(args.images)[: args.limit or None]
+    from inference.batch import model_fingerprint
+    from inference.runtime import prediction_network
+
     model, meta = load_model(args.model)
+    model = prediction_network(model, key=model_fingerprint(args.model))  # the network the stage runs
     settings = SegmentSettings() if args.mirrors is None else SegmentSettings(flips=args.mirrors)
     clock, plain_pass = instrument()
     rows, worst = [], None

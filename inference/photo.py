@@ -46,7 +46,9 @@ def segment_photo(model, meta: dict, image: np.ndarray, *, scale: float = 0.0,
     if scale <= 0 and target > 0:
         first = clip_scale(FIRST_LOOK / max(image.shape[:2]), image.shape)
         mask = without_marks(predict_mask(model, meta, image, scale=first, tile=tile), marks)
-        seen = median_diameter(mask)  # object diameter in the photo's pixels (the mask is the photo's size)
+        # object diameter in the photo's pixels, measured about as finely as the network saw it
+        step = max(1, int(1.0 / first))
+        seen = median_diameter(mask[::step, ::step]) * step
         if start <= 0:
             classical = estimate_scale(image, meta, reading=reading)
             start = target / seen if seen > 0 else classical
