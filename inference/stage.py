@@ -175,14 +175,16 @@ def _segment(model_dir, files: list[Path], out: Path, staged: Path, settings: Se
     if records:
         progress.log(f"{len(records)} of {len(tasks)} photo(s) done before with this model and these settings: "
                      "kept (force to redo them)")
+    on_cluster = bool(todo) and (workers > 0 or bool(scheduler)) and len(todo) > 1
     if todo:  # a damaged model is reported once, before any photo (and loaded once here)
         progress.update(len(records), len(tasks), "loading the model")
         network, _ = batch.worker_model(todo[0])
         refused = getattr(network, "onnx_refused", None)
-        progress.log("The network runs on ONNX Runtime (its output checked against TensorFlow's)"
-                     if hasattr(network, "session") else
-                     f"The network runs on TensorFlow{f' (ONNX Runtime not used: {refused})' if refused else ''}")
-    if todo and (workers > 0 or scheduler) and len(todo) > 1:
+        if not on_cluster:  # (workers load their own)
+            progress.log("The network runs on ONNX Runtime (its output checked against TensorFlow's)"
+                         if hasattr(network, "session") else
+                         f"The network runs on TensorFlow{f' (ONNX Runtime not used: {refused})' if refused else ''}")
+    if on_cluster:
         reports = batch.run_on_cluster(todo, segment_one, progress, len(tasks), len(records), workers=workers,
                                        scheduler=scheduler)
     else:

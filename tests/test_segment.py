@@ -95,10 +95,11 @@ def test_bad_model_folder_and_photos(trained, tmp_path):
         run_segment(trained / "model", trained / "photos", trained / "photos")
 
 
-def test_segment_cli(trained, tmp_path):
+def test_segment_cli(trained, tmp_path, monkeypatch):
     ok = run_app("segment", "--model", trained / "model", "--images", trained / "photos", "--out", tmp_path / "o")
     assert ok.returncode == 0, ok.stderr
     assert "Segmented 2 photo(s)" in ok.stdout
+    assert "The network runs on ONNX Runtime" in ok.stderr  # a computer without a graphics card
     assert "oneDNN" not in ok.stderr and "Traceback" not in ok.stderr
     assert json.loads((tmp_path / "o" / "segment.json").read_text())["settings"]["flips"] == "auto"
     always = run_app("segment", "--model", trained / "model", "--images", trained / "photos", "--out",
@@ -117,6 +118,10 @@ def test_segment_cli(trained, tmp_path):
                     "--no-mirrors", "--model-only")
     assert plain.returncode == 0, plain.stderr
     assert json.loads((tmp_path / "o" / "segment.json").read_text())["settings"]["fallback"] is False
+    monkeypatch.setenv("SEGLOOP_RUNTIME", "tensorflow")
+    kept = run_app("segment", "--model", trained / "model", "--images", trained / "photos", "--out", tmp_path / "tf")
+    assert kept.returncode == 0 and "The network runs on TensorFlow" in kept.stderr, kept.stderr
+    monkeypatch.delenv("SEGLOOP_RUNTIME")
     bad = run_app("segment", "--model", tmp_path, "--images", trained / "photos", "--out", tmp_path / "o2")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
 
