@@ -57,12 +57,9 @@ def classical_if_model_blind(image: np.ndarray, mask: np.ndarray, share: float =
     model_area = int(np.count_nonzero(mask))
     if model_area >= share * mask.size or is_blank(image):
         return None
-    if reading is None:
-        from segmentation.autoseg import find_objects
+    from segmentation.autoseg import find_objects
 
-        found = find_objects(image)
-    else:
-        found = reading()
+    found = reading() if reading is not None else find_objects(image, scored=False)
     if found.polarity_margin < BLIND_MARGIN or model_area >= share * np.count_nonzero(found.foreground):
         return None
     if sure_objects is not None and holds_several(found.foreground, sure_objects()):
@@ -73,10 +70,10 @@ def classical_if_model_blind(image: np.ndarray, mask: np.ndarray, share: float =
 def auto_reading(image: np.ndarray) -> Callable:
     """A function giving auto-segmentation's objects of ``image``
     (:func:`segmentation.autoseg.find_objects`), found on the first call
-    and kept for the next without the label and annotation images (the
-    foreground and the objects' scores are what the scale check and the
-    fallback read), so that a large photo does not hold them meanwhile;
-    the objects are not scored (their sizes are what the check reads)."""
+    and kept for the next without the label and annotation images and
+    without scoring the objects (the foreground, the polarity margin and
+    the objects' areas are what the scale check and the fallback read), so
+    that a large photo does not hold them meanwhile."""
     found = []
 
     def reading():

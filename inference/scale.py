@@ -42,12 +42,9 @@ def estimate_scale(image: np.ndarray, meta: dict, *, reading=None) -> float:
     target = object_diameter(meta) * SIZE_MARGIN
     if target <= 0:
         return 1.0
-    if reading is None:
-        from segmentation.autoseg import find_objects
+    from segmentation.autoseg import find_objects
 
-        found = find_objects(image)
-    else:
-        found = reading()
+    found = reading() if reading is not None else find_objects(image, scored=False)
     diameter = found.median_diameter()
     return clip_scale(target / diameter, image.shape) if diameter > 0 else 1.0
 
