@@ -12,7 +12,7 @@ from inference.scale import FIRST_LOOK, SIZE_MARGIN, clip_scale, estimate_scale,
 
 
 def segment_photo(model, meta: dict, image: np.ndarray, *, scale: float = 0.0,
-                  tile: int | None = None, return_foreground: bool = False, flips: bool = False,
+                  tile: int | None = None, return_foreground: bool = False, flips: bool | int | str = False,
                   threshold: float | None = None, start: float = 0.0, reading=None):
     """The class mask of one photo and the scale it was predicted at.
 

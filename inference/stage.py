@@ -179,8 +179,8 @@ def _segment(model_dir, files: list[Path], out: Path, staged: Path, settings: Se
     if todo:  # a damaged model is reported once, before any photo (and loaded once here)
         progress.update(len(records), len(tasks), "loading the model")
         network, _ = batch.worker_model(todo[0])
-        refused = getattr(network, "onnx_refused", None)
         if not on_cluster:  # (workers load their own)
+            refused = getattr(network, "onnx_refused", None)
             progress.log("The network runs on ONNX Runtime (its output checked against TensorFlow's)"
                          if hasattr(network, "session") else
                          f"The network runs on TensorFlow{f' (ONNX Runtime not used: {refused})' if refused else ''}")
