@@ -17,6 +17,9 @@ The report (printed, and written as ``report.txt``, ``report.json`` and
 ``confusion.png``) gives per-class precision, recall, F1 and IoU, the
 confusion matrix, foreground IoU and Dice per image and their means (IoU
 per image, then averaged), and object F1 at IoU 0.5 pooled over images.
+For instance and binary truth it also gives the figures users publish
+(see :mod:`evaluation.sizes`): per-photo count and D50 errors, and the
+diameter error of the particles matched to an expert one.
 """
 
 from __future__ import annotations
@@ -161,7 +164,7 @@ def run_evaluate(pred: str | Path, truth: str | Path, out: str | Path | None = N
     kind, top_class = _truth_kind({s: truths[s] for s in stems})
     num_classes = max(2, top_class + 1)
     confusion = np.zeros((num_classes, num_classes), np.int64)
-    per_image, matches = [], {}
+    per_image, matches, sizes = [], {}, []
     cancelled = False
     for i, stem in enumerate(stems):
         if progress.cancelled:
@@ -185,10 +188,20 @@ def run_evaluate(pred: str | Path, truth: str | Path, out: str | Path | None = N
         else:
             confusion += m.confusion_matrix(predicted > 0, expected > 0, 2)
         iou, dice = m.foreground_iou_dice(predicted, expected)
-        per_image.append({"image": stem, "foreground_iou": m._num(iou), "foreground_dice": m._num(dice)})
-        _match_image(kind, stem, predicted, expected, pred_labels, matches, num_classes)
+        row = {"image": stem, "foreground_iou": m._num(iou), "foreground_dice": m._num(dice)}
+        objects = _match_image(kind, stem, predicted, expected, pred_labels, matches, num_classes)
+        if objects is not None:
+            from evaluation.sizes import photo_sizes
+
+            sizes.append(photo_sizes(stem, *objects))
+            row.update({k: v for k, v in sizes[-1].row().items() if k != "image"})
+        per_image.append(row)
     progress.update(len(stems), len(stems), "scored")
     report = _build_report(kind, confusion, per_image, matches, pred, truth, predictions, truths, stems)
+    if sizes:
+        from evaluation.sizes import summarise
+
+        report["sizes"] = summarise(sizes)
     report["cancelled"] = cancelled
     text = format_report(report)
     files = _write(out_dir, report, text)
@@ -203,13 +216,15 @@ def default_report_folder(pred: str | Path) -> Path:
     return pred.with_name(f"{pred.name}_evaluation")
 
 
-def _match_image(kind, stem, predicted, expected, pred_labels, matches, num_classes) -> None:
+def _match_image(kind, stem, predicted, expected, pred_labels, matches, num_classes):
+    """Match one image's objects into ``matches``; the (predicted, expert)
+    instance labels where the truth is instances or binary, else None."""
     if kind == "classes":
         for cls in range(1, num_classes):
             result = m.instance_matching(m.label_objects(predicted == cls), m.label_objects(expected == cls),
                                          MATCH_THRESHOLD, pred_are_labels=True)
             matches.setdefault(cls, []).append(result)
-        return
+        return None
     if stem in pred_labels:
         objects = _read_mask(pred_labels[stem])
         if objects.shape != predicted.shape:
@@ -222,6 +237,7 @@ def _match_image(kind, stem, predicted, expected, pred_labels, matches, num_clas
     truth_objects = expected if kind == "instances" else m.label_objects(expected)
     matches.setdefault(1, []).append(
         m.instance_matching(pred_objects, truth_objects, MATCH_THRESHOLD, pred_are_labels=are_labels))
+    return (pred_objects if are_labels else m.label_objects(pred_objects)), truth_objects
 
 
 def _class_names(kind: str, num_classes: int, truth: Path) -> list[str]:

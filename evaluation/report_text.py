@@ -33,6 +33,10 @@ def format_report(report: dict) -> str:
     if headline:
         text = "; ".join(headline)
         lines[0] += " " + text[0].upper() + text[1:] + "."
+    if report.get("sizes"):
+        from evaluation.sizes import summary_text
+
+        lines[0] += " " + summary_text(report["sizes"]) + "."
     names = report["classes"]
     width = max(12, *(len(n) + 2 for n in names))
     lines += ["", "Per-class pixel scores",
@@ -52,7 +56,15 @@ def format_report(report: dict) -> str:
         lines.append(f"{name:<{width}}{o['f1']:8.3f}{o['precision']:10.3f}{o['recall']:8.3f}{o['tp']:8d}"
                      f"{o['fp']:8d}{o['fn']:8d}{o['mean_matched_iou']:10.3f}")
     if report["per_image"]:
-        lines += ["", "Foreground per image", f"{'image':<30}{'IoU':>8}{'Dice':>8}"]
+        sized = "count" in report["per_image"][0]
+        lines += ["", "Foreground per image" + (", with the object count and D50 (px) against the expert's" if sized
+                                                 else ""),
+                  f"{'image':<30}{'IoU':>8}{'Dice':>8}" + (f"{'count':>8}{'expert':>8}{'D50':>8}{'expert':>8}"
+                                                           if sized else "")]
         for row in report["per_image"]:
-            lines.append(f"{row['image'][:29]:<30}{_f(row['foreground_iou']):>8}{_f(row['foreground_dice']):>8}")
+            line = f"{row['image'][:29]:<30}{_f(row['foreground_iou']):>8}{_f(row['foreground_dice']):>8}"
+            if sized:
+                line += (f"{row['count']:>8}{row['expert_count']:>8}"
+                         + "".join("     n/a" if row[k] is None else f"{row[k]:8.1f}" for k in ("d50_px", "expert_d50_px")))
+            lines.append(line)
     return "\n".join(lines)

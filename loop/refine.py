@@ -9,7 +9,8 @@ One round, the loop the review tab offers by hand run on its own:
 2. keep the objects the model is sure of: a clear probability margin inside
    and around the object, the same object found in the mirrored photo, a
    plausible shape (solid, not cut by the border, a size like its
-   neighbours');
+   neighbours', not two particles touching), and not in the pool already
+   (from auto-segmentation or a user's pick);
 3. put them into the pool with ``origin=refined`` (replacing those of the
    previous round) and retire auto-segmented objects the model now clearly
    calls background;
@@ -38,6 +39,7 @@ from core.stats import robust_spread
 from core.workdir import WorkingDirectory
 from inference.confident import model_sure_objects
 from loop.settings import RefineSettings
+from segmentation.pool import pooled_labels
 
 
 @dataclass
@@ -132,7 +134,8 @@ def refine_pool(images, workdir: WorkingDirectory, model_dir, settings: RefineSe
     for i, path, image in photos:
         _, scale, fg = segment_photo(model, meta, image, return_foreground=True,
                                      start=(start_scales or {}).get(path.name, 0.0))
-        found = model_sure_objects(model, meta, image, scale, fg, settings.sureness)
+        found = model_sure_objects(model, meta, image, scale, fg, settings.sureness,
+                                   taken=pooled_labels(workdir.root, path.name, image.shape))
         mask_file = f"{WorkingDirectory.REFINE}/{photos.stem(path)}_mask.png"
         measured = _photo_stats(image, to_gray_float(image), found.labels, found.chosen, mask_file, 0)
         classical_polarity = auto_stats.get(path.name, {}).get("polarity")

@@ -64,6 +64,13 @@ def second_bay_depth(image: np.ndarray, convex: np.ndarray) -> tuple[float, floa
     return float(depths[1]), radius
 
 
+def is_pair(bay: float, radius: float) -> bool:
+    """Whether an object whose second-deepest bay is ``bay`` pixels deep
+    (and whose equivalent radius is ``radius``) is two objects touching
+    (see ``BAY_PIXELS``); both as :func:`second_bay_depth` gives them."""
+    return bay >= BAY_PIXELS and bay >= BAY_SHARE * radius
+
+
 def unscored_objects(labels: np.ndarray) -> list[ObjectScore]:
     """Every object of a label image with its area and whether it touches
     the border, and no confidence (0): for a reading of sizes only."""
@@ -124,7 +131,7 @@ def score_objects(labels: np.ndarray, smoothed: np.ndarray, polarity: str,
         relative = p.area / median_area
         border = r0 == 0 or c0 == 0 or r1 == h or c1 == w
         bay, radius = second_bay_depth(p.image, p.image_convex) if not border else (0.0, 1.0)
-        pair = bay >= BAY_PIXELS and bay >= BAY_SHARE * radius
+        pair = is_pair(bay, radius)
         confidence = (
             ramp(p.solidity, 0.85, 0.95)
             * ramp(isolation, 0.9, 0.97)

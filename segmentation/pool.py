@@ -284,6 +284,32 @@ def pooled_duplicates(workdir: str | Path, labels: np.ndarray, object_ids: Seque
     return found
 
 
+def pooled_labels(workdir: str | Path, source_image: str, shape) -> np.ndarray:
+    """The pool's objects from the photo ``source_image`` (variants left
+    aside) where they lie in it, one label each (numbered in the order of
+    the index; where two overlap, the later one shows): what an automatic
+    harvest of that photo must not pool again (see
+    :func:`inference.confident.confident_objects`)."""
+    from core.errors import ImageReadError
+    from core.imageio import read_image
+
+    wd = WorkingDirectory(workdir)
+    taken = np.zeros(tuple(shape[:2]), np.int32)
+    rows = [r for r in wd.read_index() if r.get("source_image") == source_image and not r.get("variant_of")]
+    for k, row in enumerate(rows, start=1):
+        try:
+            y0, x0 = int(row["y0"]), int(row["x0"])
+            mask = read_image(wd.objects_masks / row["file"])
+        except (KeyError, ValueError, ImageReadError, OSError):
+            continue
+        mask = (mask[..., 0] if mask.ndim == 3 else mask) > 0
+        if y0 < 0 or x0 < 0:
+            continue
+        region = taken[y0:y0 + mask.shape[0], x0:x0 + mask.shape[1]]
+        region[mask[:region.shape[0], :region.shape[1]]] = k
+    return taken
+
+
 def read_pool_object(workdir: str | Path, name: str) -> tuple[np.ndarray, np.ndarray]:
     """Read one pool object's crop and boolean mask, checking they match."""
     from core.imageio import read_image

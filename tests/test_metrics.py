@@ -172,3 +172,54 @@ def test_expert_instance_masks_scored_against_themselves_are_perfect(tmp_path):
     assert report["truth_kind"] == "instances" and report["images"] == 60
     assert report["mean_foreground_iou"] == 1.0 and report["objects"]["foreground"]["f1"] == 1.0
     assert report["objects"]["foreground"]["tp"] > 1000
+
+
+def _discs(shape, discs):
+    """Instance labels of discs (cy, cx, r), numbered 1.. in order."""
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
+    out = np.zeros(shape, np.uint16)
+    for k, (cy, cx, r) in enumerate(discs, start=1):
+        out[(yy - cy) ** 2 + (xx - cx) ** 2 <= r ** 2] = k
+    return out
+
+
+def test_count_d50_and_matched_diameter_errors_by_hand():
+    from evaluation.sizes import photo_sizes, summarise
+
+    truth = _discs((100, 160), [(30, 30, 10), (30, 70, 10), (70, 120, 10), (0, 150, 8)])  # one on the border
+    # the first two particles merged into one object, the third drawn larger, the border one found
+    pred = _discs((100, 160), [(30, 50, 10), (70, 120, 12), (0, 150, 8)])
+    pred[30, 30:70] = 1
+    pred[(pred == 0) & (truth > 0) & (truth <= 2)] = 1
+    photo = photo_sizes("p", pred, truth)
+    assert (photo.count, photo.expert_count) == (3, 4) and photo.count_error == pytest.approx(0.25)
+    expert_d = np.sqrt(4 * np.count_nonzero(truth == 1) / np.pi)  # the three inner particles are equal
+    assert photo.expert_d50 == pytest.approx(expert_d)
+    merged_d = np.sqrt(4 * np.count_nonzero(pred == 1) / np.pi)
+    larger_d = np.sqrt(4 * np.count_nonzero(pred == 2) / np.pi)
+    assert photo.d50 == pytest.approx((merged_d + larger_d) / 2)  # median of two inner objects
+    # matched at IoU >= 0.5: the larger one and the border one (the merged pair matches neither particle)
+    sizes = summarise([photo])
+    assert sizes["matched_particles"] == 2
+    assert sizes["mean_diameter_error"] == pytest.approx((larger_d / expert_d - 1 + 0.0) / 2)
+    assert sizes["median_count_error"] == pytest.approx(0.25) and sizes["count_within_10_percent"] == 0.0
+
+
+def test_evaluate_from_the_command_line_prints_counts_and_sizes(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    pred, truth = tmp_path / "pred", tmp_path / "truth"
+    discs = [(30, 30, 10), (30, 80, 10), (70, 120, 10)]
+    write_image(truth / "a.png", _discs((100, 160), discs))
+    write_image(pred / "a_mask.png", (_discs((100, 160), discs[:2]) > 0).astype(np.uint8) * 255)  # one missed
+    done = subprocess.run([sys.executable, str(ROOT / "app.py"), "evaluate", "--pred", str(pred),
+                           "--truth", str(truth)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "median count error 33.3 %" in done.stdout and "median D50 error 0.0 %" in done.stdout
+    assert "2 particles matched at IoU >= 0.5: mean diameter error 0.0 %" in done.stdout
+    report = json.loads((tmp_path / "pred_evaluation" / "report.json").read_text())
+    assert report["per_image"][0]["count"] == 2 and report["per_image"][0]["expert_count"] == 3
+    assert report["sizes"]["median_count_error"] == pytest.approx(1 / 3)

@@ -180,3 +180,19 @@ def test_files_without_rows_and_rows_without_files_are_tidied_and_never_used(tmp
     assert [r["file"] for r in wd.read_index()] == [first]
     assert not (wd.objects_masks / "orphan_0001.png").exists()
     assert wd.tidy_pool() == []
+
+
+def test_pooled_labels_put_each_pooled_object_of_a_photo_where_it_lies(tmp_path):
+    from segmentation.pool import pooled_labels
+
+    image = np.full((60, 80), 200, np.uint8)
+    labels = np.zeros((60, 80), np.int32)
+    labels[10:20, 10:25], labels[30:50, 40:70] = 1, 2
+    add_objects(tmp_path, image, labels, [1, 2], source_image="a.png", variants=1, seed=0)
+    add_objects(tmp_path, image, labels, [1], source_image="b.png")
+    # a damaged row (no crop left) is passed over, not fatal
+    (WorkingDirectory(tmp_path).objects_masks / WorkingDirectory(tmp_path).read_index()[-1]["file"]).unlink()
+    found = pooled_labels(tmp_path, "a.png", image.shape)
+    assert sorted(np.unique(found)) == [0, 1, 2]  # the variants are not objects of the photo
+    assert np.array_equal(found > 0, labels > 0)
+    assert not pooled_labels(tmp_path, "b.png", image.shape).any()

@@ -42,16 +42,46 @@ def test_at_most_max_per_photo():
     assert len(found.chosen) == 5
 
 
+def test_two_touching_particles_the_splitter_leaves_whole_are_not_harvested():
+    shape = (120, 160)
+    # two discs of radius 12 whose centres are 14 apart: a neck too wide to cut, a bay either side
+    pair = _disc_map(shape, [(40, 40), (40, 54)], 12, 0.97)
+    single = _disc_map(shape, [(80, 110)], 12, 0.97)
+    probability = np.maximum(pair, single)
+    found = confident_objects(probability, probability)
+    assert found.labels.max() == 2  # the pair is one object to the splitter...
+    chosen = [found.labels == k for k in found.chosen]
+    assert len(chosen) == 1 and chosen[0][80, 110]  # ...and only the single particle is pooled
+
+
+def test_an_object_the_pool_holds_already_is_not_harvested_again():
+    shape = (120, 160)
+    probability = _disc_map(shape, [(30, 30), (30, 80), (80, 120)], 10, 0.97)
+    taken = np.zeros(shape, np.int32)
+    taken[_disc_map(shape, [(31, 29)], 9, 1.0) > 0] = 1      # auto-segmentation's outline, a little off
+    taken[_disc_map(shape, [(80, 120)], 13, 1.0) > 0] = 2    # a picked object drawn a little larger
+    found = confident_objects(probability, probability, taken=taken)
+    centres = [tuple(int(v) for v in np.mean(np.nonzero(found.labels == k), axis=1)) for k in found.chosen]
+    assert centres == [(30, 80)]
+
+
 @pytest.fixture(scope="module")
 def project(tiny_project, tmp_path_factory):
     """A copy of the shared tiny project (the rounds below change it), with
-    the model as trained kept beside it for the tests that need it so."""
+    the model as trained kept beside it for the tests that need it so.
+    Auto-segmentation's objects of p0 are taken out of its pool but one:
+    a round pools only objects the pool does not hold, and these are the
+    ones the model finds there."""
     import shutil
+
+    from segmentation.pool import delete_objects
 
     root = tmp_path_factory.mktemp("refine")
     for name in ("photos", "wd", "model"):
         shutil.copytree(tiny_project / name, root / name)
     shutil.copytree(tiny_project / "model", root / "model as trained")
+    p0 = [r["file"] for r in WorkingDirectory(root / "wd").read_index() if r["source_image"] == "p0.png"]
+    delete_objects(root / "wd", p0[1:])
     return root
 
 
@@ -63,6 +93,24 @@ def test_a_round_adds_refined_objects_retrains_and_segments(project):
     assert result.rounds == 1 and result.added == [len(refined)] and len(refined) > 0
     assert (project / "wd" / "segmented" / "p0_mask.png").exists()
     assert (project / "wd" / "refine" / "p0_mask.png").exists()
+    # none of them is an object the pool held already (the same particle twice)
+    from core.imageio import read_image
+
+    def in_photo(row, shape):
+        mask = read_image(wd.objects_masks / row["file"]) > 0
+        frame = np.zeros(shape[:2], bool)
+        y0, x0 = int(row["y0"]), int(row["x0"])
+        frame[y0:y0 + mask.shape[0], x0:x0 + mask.shape[1]] = mask
+        return frame
+
+    for row in refined:
+        shape = read_image(project / "photos" / row["source_image"]).shape
+        mine = in_photo(row, shape)
+        for other in wd.read_index():
+            if other["source_image"] == row["source_image"] and other["origin"] != "refined":
+                theirs = in_photo(other, shape)
+                shared = np.count_nonzero(mine & theirs)
+                assert shared < np.count_nonzero(mine) / 2 and shared < np.count_nonzero(theirs) / 2
     stats = wd.load_project()["stages"]["refine"]["photos"]
     assert stats["p0.png"]["mask"] == "refine/p0_mask.png"
     # a second round replaces the first round's objects instead of piling them up

@@ -559,9 +559,9 @@ def test_segment_keeps_the_models_mask_where_auto_segmentation_has_the_photo_ins
     write_image(tmp_path / "film.png", photo)
     calls, sure, real = [], {}, confident.confident_objects
 
-    def the_particles(probability, mirrored, rules=confident.Sureness()):
+    def the_particles(probability, mirrored, rules=confident.Sureness(), taken=None):
         calls.append(probability.shape)
-        found = real(probability, mirrored, rules)
+        found = real(probability, mirrored, rules, taken)
         return confident.ConfidentObjects(particles, sure["labels"], found.foreground)
 
     monkeypatch.setattr(confident, "confident_objects", the_particles)
