@@ -425,7 +425,8 @@ def run_cli(argv: list[str]) -> int:
             from core.quiet_tf import import_tensorflow
 
             _check_before_tensorflow(args)
-            import_tensorflow()
+            if args.command != "segment":  # segment loads it only where no checked conversion is kept
+                import_tensorflow()
         return _reported(HANDLERS[args.command](args, progress))
     except UserInputError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -132,6 +132,9 @@ def worker_model(task: PhotoTask):
     """The task's model, loaded once per process (TensorFlow set up for a worker first)."""
     key = (task.model_dir, task.model_hash)
     if key not in _MODELS:
+        network = _cached_model(task)
+        if network is not None:
+            return network
         from core.quiet_tf import import_tensorflow
 
         tf = import_tensorflow()
@@ -149,6 +152,26 @@ def worker_model(task: PhotoTask):
         model, meta = load_model(task.model_dir)
         _MODELS[key] = (prediction_network(model, threads=task.threads, key=task.model_hash), meta)
     return _MODELS[key]
+
+
+def _cached_model(task: PhotoTask):
+    """The task's model as :func:`worker_model` gives it, from the converted
+    network kept for this model's files (see :func:`inference.runtime.cached_network`),
+    without loading TensorFlow; None where there is none, or where it does
+    not give the classes model.json names (the model is then loaded, and
+    reported, as without it)."""
+    from core.model_folder import read_trained_meta
+    from inference.runtime import cached_network
+
+    network = cached_network(task.model_hash, threads=task.threads)
+    if network is None:
+        return None
+    meta = read_trained_meta(task.model_dir)
+    if network.classes != len(meta["classes"]):
+        return None
+    _MODELS.clear()  # one model per process
+    _MODELS[(task.model_dir, task.model_hash)] = (network, meta)
+    return _MODELS[(task.model_dir, task.model_hash)]
 
 
 # -- what is done already ------------------------------------------------------

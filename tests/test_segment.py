@@ -651,3 +651,71 @@ def test_segment_drops_faint_specks_where_the_model_draws_them(monkeypatch):
     particles = particles | faint
     mask, _ = segment_photo(None, meta, photo, scale=0.25)
     assert np.array_equal(mask > 0, particles)
+
+
+_SEGMENT_AND_SAY = """
+import sys
+sys.path.insert(0, {root!r})
+from app import run_cli
+code = run_cli(["segment", "--model", {model!r}, "--images", {photos!r}, "--out", {out!r}])
+print("exit", code, "tensorflow loaded:", "tensorflow" in sys.modules)
+"""
+
+
+def _segment_in_a_new_process(trained, out, cache):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    script = _SEGMENT_AND_SAY.format(root=str(ROOT), model=str(trained / "model"), photos=str(trained / "photos"),
+                                     out=str(out))
+    env = {**os.environ, "SEGLOOP_CACHE_DIR": str(cache), "QT_QPA_PLATFORM": "offscreen"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0 and "exit 0" in done.stdout, done.stderr[-2000:]
+    return done
+
+
+def test_a_second_segment_starts_from_the_checked_conversion_without_tensorflow(trained, tmp_path):
+    """The first run converts the model for ONNX Runtime, checks it against
+    TensorFlow and keeps it; the next run in a new process takes it from the
+    cache without loading TensorFlow, and writes the same masks."""
+    from inference.runtime import _may_have_gpu
+
+    if _may_have_gpu():
+        pytest.skip("TensorFlow decides on a computer with a graphics card; the cache is used only without one")
+    cache = tmp_path / "cache"
+    first = _segment_in_a_new_process(trained, tmp_path / "first", cache)
+    assert "tensorflow loaded: True" in first.stdout and len(list((cache / "onnx").glob("*.onnx"))) == 1
+    second = _segment_in_a_new_process(trained, tmp_path / "second", cache)
+    assert "tensorflow loaded: False" in second.stdout
+    assert "The network runs on ONNX Runtime" in second.stderr
+    for name in ("p0_mask.png", "p1_mask.png", "p0_labels.tif"):
+        assert (tmp_path / "first" / name).read_bytes() == (tmp_path / "second" / name).read_bytes()
+
+
+def test_a_damaged_or_foreign_cached_conversion_is_never_used(trained, tmp_path):
+    """A cache file that is not an ONNX model is passed over, and one that
+    answers differently from the model (another model's) is removed when
+    the model is next loaded and checked: the model is converted again."""
+    import keras
+
+    from core.model_folder import load_model
+    from inference import batch, run_segment
+    from inference.runtime import OnnxNetwork, _convert, cache_folder, cached_network, prediction_network
+
+    key = batch.model_fingerprint(trained / "model")
+    cached = cache_folder() / f"{key}.onnx"
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_bytes(b"not a model")
+    assert cached_network(key) is None
+    batch._MODELS.clear()
+    result = run_segment(trained / "model", trained / "photos", tmp_path / "out", settings=SegmentSettings(flips=False))
+    assert result.photos == 2 and (tmp_path / "out" / "p0_mask.png").is_file()
+    model, _ = load_model(trained / "model")
+    foreign = _convert(keras.models.clone_model(model))  # the same layers with other weights
+    cached.write_bytes(foreign)
+    network = prediction_network(model, key=key)
+    assert isinstance(network, OnnxNetwork) and cached.read_bytes() != foreign
+    batch._MODELS.clear()
