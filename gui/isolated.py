@@ -70,12 +70,13 @@ class _PipeProgress(Progress):
 def _child_main(conn, cancel_event, fn: Callable, args: tuple, kwargs: dict, interruptible=None) -> None:
     progress = _PipeProgress(conn, cancel_event, interruptible)
     try:
-        from core.quiet_tf import import_tensorflow
+        if not getattr(fn, "tensorflow_where_needed", False):  # (segment: see gui.stages.segment_job)
+            from core.quiet_tf import import_tensorflow
 
-        progress.update(0, 0, "loading TensorFlow")
-        progress.set_interruptible(True)  # nothing is written while TensorFlow loads
-        import_tensorflow()
-        progress.set_interruptible(False)
+            progress.update(0, 0, "loading TensorFlow")
+            progress.set_interruptible(True)  # nothing is written while TensorFlow loads
+            import_tensorflow()
+            progress.set_interruptible(False)
         result = fn(*args, progress=progress, **kwargs)
         message = ("done", result)
     except UserInputError as exc:

@@ -94,6 +94,11 @@ def segment_job(model_dir: str, images: str, out_dir: str, *, calibration=None, 
     return outcome
 
 
+# Its child process does not load TensorFlow first: a model whose checked
+# conversion is kept runs without it (inference.runtime.cached_network).
+segment_job.tensorflow_where_needed = True
+
+
 def read_photo_job(path: str, *, progress):
     from core.imageio import read_image
 

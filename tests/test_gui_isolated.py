@@ -105,6 +105,32 @@ class Recorder(Progress):
         self.epochs.append((epoch, metrics))
 
 
+def tensorflow_loaded(*, progress):
+    import sys
+
+    return "tensorflow" in sys.modules
+
+
+def tensorflow_loaded_where_needed(*, progress):
+    return tensorflow_loaded(progress=progress)
+
+
+tensorflow_loaded_where_needed.tensorflow_where_needed = True
+
+
+def test_a_stage_that_loads_tensorflow_where_needed_starts_without_it():
+    """Segment's child starts without TensorFlow (a model's kept conversion
+    runs without it); every other stage's child loads it first."""
+    from gui.isolated import run_in_child
+    from gui.stages import segment_job
+
+    assert run_in_child(tensorflow_loaded, (), {}, Recorder()) is True
+    progress = Recorder()
+    assert run_in_child(tensorflow_loaded_where_needed, (), {}, progress) is False
+    assert not any("TensorFlow" in text for _, _, text in progress.updates)
+    assert segment_job.tensorflow_where_needed
+
+
 def test_child_runs_the_stage_and_relays_everything():
     from gui.isolated import run_in_child
 
