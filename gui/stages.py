@@ -68,6 +68,10 @@ class SegmentOutcome:
     review: object | None = None
 
     def summary(self) -> str:
+        if self.result is None:  # a photo segmented before, opened for review
+            review = self.review
+            return (f"Opened {Path(review.photo_path).name} for review ({review.object_count} objects)."
+                    if review is not None else "")
         return self.result.summary() if hasattr(self.result, "summary") else str(self.result)
 
     @property

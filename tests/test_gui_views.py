@@ -123,6 +123,8 @@ def test_review_from_the_window_pick_save_and_ctrl_z(qtbot, tmp_path, quiet):
         window.open_review()
     review = window.review
     assert window.tabs.currentWidget() is review and review.session.object_count == 2
+    logged = [line.split("  ", 1)[-1] for line in window.log_view.toPlainText().splitlines()]
+    assert "None" not in logged and "Opened shot.png for review (2 objects)." in logged
     view = review.view
 
     def click(row, col):
