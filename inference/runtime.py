@@ -54,6 +54,13 @@ def cache_folder() -> Path:
     return Path(base) / "segloop" / "onnx"
 
 
+def cached_path(key: str) -> Path:
+    """Where the conversion of the model whose files hash to ``key`` is kept
+    once it agreed with the model (a name earlier versions, which kept a
+    conversion before checking it, never wrote)."""
+    return cache_folder() / f"{key}.checked.onnx"
+
+
 def prediction_network(model, *, threads: int = 0, key: str | None = None):
     """``model`` as it is best run for prediction here: an :class:`OnnxNetwork`
     on a computer without a graphics card where the conversion succeeds
@@ -89,7 +96,7 @@ def cached_network(key: str | None, *, threads: int = 0) -> OnnxNetwork | None:
     where the computer may have a graphics card TensorFlow would use."""
     if not key or os.environ.get("SEGLOOP_RUNTIME", "auto").lower() == "tensorflow" or _may_have_gpu():
         return None
-    cached = cache_folder() / f"{key}.onnx"
+    cached = cached_path(key)
     try:
         return OnnxNetwork(_session(cached.read_bytes(), threads)) if cached.is_file() else None
     except Exception:  # noqa: BLE001 - a damaged or foreign file: converted again from the model
@@ -117,7 +124,7 @@ def _session(data: bytes, threads: int):
 
 
 def _converted(model, threads: int, key: str | None) -> OnnxNetwork:
-    cached = cache_folder() / f"{key}.onnx" if key else None
+    cached = cached_path(key) if key else None
     if cached is not None and cached.is_file():
         try:
             return _checked(model, cached.read_bytes(), threads)

@@ -348,12 +348,12 @@ def test_a_known_foreground_is_not_predicted_again(loaded, flips):
 
 
 def test_the_network_runs_on_onnx_runtime_with_the_models_answers(loaded, monkeypatch):
-    from inference.runtime import TOLERANCE, OnnxNetwork, cache_folder, prediction_network
+    from inference.runtime import TOLERANCE, OnnxNetwork, cached_path, prediction_network
 
     model, meta = loaded
     network = prediction_network(model, key="tiny-model")
     assert isinstance(network, OnnxNetwork)
-    cached = cache_folder() / "tiny-model.onnx"
+    cached = cached_path("tiny-model")
     assert cached.is_file()  # the next run skips the conversion
     assert isinstance(prediction_network(model, key="tiny-model"), OnnxNetwork)
     image = _photo(200, 170)

@@ -703,10 +703,10 @@ def test_a_damaged_or_foreign_cached_conversion_is_never_used(trained, tmp_path)
 
     from core.model_folder import load_model
     from inference import batch, run_segment
-    from inference.runtime import OnnxNetwork, _convert, cache_folder, cached_network, prediction_network
+    from inference.runtime import OnnxNetwork, _convert, cached_network, cached_path, prediction_network
 
     key = batch.model_fingerprint(trained / "model")
-    cached = cache_folder() / f"{key}.onnx"
+    cached = cached_path(key)
     cached.parent.mkdir(parents=True, exist_ok=True)
     cached.write_bytes(b"not a model")
     assert cached_network(key) is None
@@ -715,6 +715,10 @@ def test_a_damaged_or_foreign_cached_conversion_is_never_used(trained, tmp_path)
     assert result.photos == 2 and (tmp_path / "out" / "p0_mask.png").is_file()
     model, _ = load_model(trained / "model")
     foreign = _convert(keras.models.clone_model(model))  # the same layers with other weights
+    unchecked = cached.parent / f"{key}.onnx"  # where earlier versions kept a conversion before checking it
+    unchecked.write_bytes(foreign)
+    cached.unlink()
+    assert cached_network(key) is None
     cached.write_bytes(foreign)
     network = prediction_network(model, key=key)
     assert isinstance(network, OnnxNetwork) and cached.read_bytes() != foreign
